@@ -1,0 +1,89 @@
+# lumen: `make run` starts the suite, `make test` tests it. Both set up everything
+# they need first (virtualenv, pinned dependencies, generated stubs, default models).
+
+PYTHON_BOOT ?= $(shell command -v python3.11 || command -v python3)
+VENV        := .venv
+PY          := $(VENV)/bin/python
+PIP         := $(PY) -m pip
+DEPS_STAMP  := $(VENV)/.deps-$(shell cat requirements/lock.txt requirements/*.txt services/*/requirements.txt gateway/requirements.txt pyproject.toml 2>/dev/null | cksum | cut -d' ' -f1)
+PROTO_SRC   := $(shell find protos -name '*.proto')
+PROTO_STAMP := lumen/.protos-stamp
+MODELS_STAMP:= var/models/.stamp
+BUF         := build/tools/node_modules/.bin/buf
+STATUS_PROTO:= build/proto-deps/google/rpc/status.proto
+
+# No model hub at run time: a missing model fails at once, not after a network wait.
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export HF_DATASETS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+export TF_CPP_MIN_LOG_LEVEL := 2
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: setup venv protos models run test test-fast lint bench lock clean
+
+setup: venv protos models
+
+venv: $(DEPS_STAMP)
+$(DEPS_STAMP):
+	test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	# torch first, alone: the pinned CPU build where the machine has it, so that
+	# nothing else pulls a multi-GB CUDA build as a dependency.
+	$(PIP) install --quiet "$$(grep '^torch==' requirements/lock.txt)"
+	$(PIP) install --quiet -r requirements/dev.txt -c requirements/lock.txt
+	$(PIP) install --quiet --no-deps --no-build-isolation -e . --config-settings editable_mode=compat
+	$(PIP) check
+	rm -f $(VENV)/.deps-* && touch $@
+
+# Python stubs (messages, services, and .pyi type stubs) into the `lumen` package.
+protos: $(PROTO_STAMP)
+$(STATUS_PROTO): | $(DEPS_STAMP)
+	mkdir -p $(dir $@)
+	cp "$$($(PY) -c 'import google.rpc, os; print(os.path.dirname(google.rpc.__file__))')/status.proto" $@
+$(PROTO_STAMP): $(PROTO_SRC) $(STATUS_PROTO) | $(DEPS_STAMP)
+	rm -rf lumen/common lumen/embeddings lumen/nlp lumen/vision lumen/gateway
+	$(PY) -m grpc_tools.protoc -Iprotos -Ibuild/proto-deps \
+		--python_out=. --grpc_python_out=. \
+		--plugin=protoc-gen-mypy=$(VENV)/bin/protoc-gen-mypy --mypy_out=. \
+		--plugin=protoc-gen-mypy_grpc=$(VENV)/bin/protoc-gen-mypy_grpc --mypy_grpc_out=. \
+		$(PROTO_SRC)
+	find lumen -mindepth 1 -type d -exec sh -c 'test -f "$$0/__init__.py" || touch "$$0/__init__.py"' {} \;
+	touch $@
+
+# Default models of every service's repository (var/models/<service>).
+models: $(MODELS_STAMP)
+$(MODELS_STAMP): $(shell find services -name setup_models.py) | $(DEPS_STAMP) $(PROTO_STAMP)
+	$(PY) -m services.embeddings.setup_models var/models/embeddings
+	mkdir -p var/models/nlp var/models/vision
+	touch $@
+
+$(BUF):
+	mkdir -p build/tools
+	cd build/tools && npm install --silent --no-audit --no-fund @bufbuild/buf@1.75.0
+
+run: setup
+	$(PY) -m tools.suite
+
+lint: setup $(BUF)
+	$(VENV)/bin/ruff check .
+	$(BUF) lint
+
+test: lint
+	$(VENV)/bin/pytest -q
+
+# Only the fast tests (no model loading, no processes).
+test-fast: setup
+	$(VENV)/bin/pytest -q -m "not slow"
+
+bench: setup
+	$(PY) -m tools.bench
+
+# Re-resolve the lock from requirements/dev.txt in a scratch venv.
+lock:
+	rm -rf build/lockenv && $(PYTHON_BOOT) -m venv build/lockenv
+	build/lockenv/bin/pip install --quiet "torch==2.13.0" -r requirements/dev.txt
+	build/lockenv/bin/pip freeze --exclude-editable | sed 's/^torch==\(.*\)+cpu/torch==\1/' > requirements/lock.txt
+
+clean:
+	rm -rf $(VENV) build var lumen/common lumen/embeddings lumen/nlp lumen/vision lumen/gateway $(PROTO_STAMP)

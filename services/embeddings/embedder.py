@@ -1,0 +1,87 @@
+"""Sentence-embedding data plane: validation, truncation policy, batching, normalisation.
+
+The servicer only converts protos; everything a caller can get wrong is
+checked here and raised as a typed error naming the field.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import numpy as np
+
+from services.embeddings.runtime_sentence import TASK, Embedded, SentenceTransformerModel
+from services.embeddings.settings import EmbeddingsSettings
+from services.embeddings.vectors import l2_normalize
+from shared.errors import InvalidArgument
+from shared.repository import Entry, ModelRepository
+from shared.validation import check_texts
+
+
+@dataclass(frozen=True)
+class Embeddings:
+    vectors: np.ndarray  # (n, dimension) float32
+    tokens: int
+    entry: Entry
+
+
+class Embedder:
+    def __init__(self, repository: ModelRepository, settings: EmbeddingsSettings) -> None:
+        self.repository = repository
+        self.settings = settings
+
+    def model(self, name: str, version: str = "") -> Entry:
+        return self.repository.get(name, TASK, version)
+
+    async def embed(
+        self,
+        texts: list[str],
+        model: str = "",
+        version: str = "",
+        normalize: bool = False,
+        truncate: bool = True,
+        field: str = "texts",
+    ) -> Embeddings:
+        check_texts(texts, field, self.settings.max_texts, self.settings.max_text_chars)
+        entry = self.model(model, version)
+        if not truncate:
+            await self._refuse_overlong(entry, texts, field)
+        results: list[Embedded] = await entry.predict(texts)
+        vectors = np.stack([r.vector for r in results]).astype(np.float32, copy=False)
+        if normalize:
+            vectors = l2_normalize(vectors)
+        return Embeddings(vectors, sum(r.tokens for r in results), entry)
+
+    async def _refuse_overlong(self, entry: Entry, texts: list[str], field: str) -> None:
+        runtime = entry.model
+        if not isinstance(runtime, SentenceTransformerModel):
+            return
+        counts = await asyncio.to_thread(runtime.token_counts, texts)
+        for i, count in enumerate(counts):
+            if count > runtime.max_seq_length:
+                raise InvalidArgument(
+                    f"{field}[{i}]",
+                    f"is {count} tokens; the model takes at most {runtime.max_seq_length} "
+                    "(set truncation to TRUNCATION_END to cut it)",
+                )
+
+    async def similarity(
+        self, sources: list[str], candidates: list[str], pairwise: bool, cosine: bool, model: str = "", version: str = ""
+    ) -> tuple[np.ndarray, int, Entry]:
+        """Scores (rows x columns), tokens used, and the model entry."""
+        if pairwise and len(sources) != len(candidates):
+            raise InvalidArgument(
+                "candidates", f"pairwise needs as many candidates as sources ({len(candidates)} != {len(sources)})"
+            )
+        check_texts(sources, "sources", self.settings.max_texts, self.settings.max_text_chars)
+        check_texts(candidates, "candidates", self.settings.max_texts, self.settings.max_text_chars)
+        left, right = await asyncio.gather(
+            self.embed(sources, model, version, normalize=cosine, field="sources"),
+            self.embed(candidates, model, version, normalize=cosine, field="candidates"),
+        )
+        if pairwise:
+            scores = np.sum(left.vectors * right.vectors, axis=1, keepdims=True).T
+        else:
+            scores = left.vectors @ right.vectors.T
+        return scores, left.tokens + right.tokens, left.entry

@@ -1,0 +1,136 @@
+"""The server interceptor every lumen server runs.
+
+For each call it: takes or makes a request id (metadata ``x-request-id``) and
+puts it in the logging context and the response's trailing metadata; maps
+errors to gRPC status in one place (LumenError -> its code with google.rpc
+details, anything unexpected -> INTERNAL with a generic message, logged);
+writes one access-log line; counts the call and its latency in Prometheus.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+import grpc.aio
+
+from shared import metrics
+from shared.errors import LumenError
+from shared.log import request_id
+
+log = logging.getLogger("lumen.access")
+errors_log = logging.getLogger("lumen.errors")
+
+REQUEST_ID_KEY = "x-request-id"
+
+
+def incoming_request_id(context: grpc.aio.ServicerContext) -> str:
+    for key, value in context.invocation_metadata() or ():
+        if key == REQUEST_ID_KEY and isinstance(value, str) and 0 < len(value) <= 128:
+            return value
+    return uuid.uuid4().hex
+
+
+class _Call:
+    """Bookkeeping of one call: start, request id, final code."""
+
+    def __init__(self, method: str, context: grpc.aio.ServicerContext) -> None:
+        self.method = method
+        self.context = context
+        self.rid = incoming_request_id(context)
+        self.token = request_id.set(self.rid)
+        self.start = time.perf_counter()
+        self.code = grpc.StatusCode.OK
+        metrics.RPC_IN_FLIGHT.inc()
+
+    async def fail(self, exc: BaseException) -> None:
+        """Turn ``exc`` into the call's status; always raises."""
+        rid_md = ((REQUEST_ID_KEY, self.rid),)
+        if isinstance(exc, asyncio.CancelledError):
+            self.code = grpc.StatusCode.CANCELLED
+            raise exc
+        if isinstance(exc, grpc.aio.AbortError):  # servicer aborted on its own
+            self.code = self.context.code() or grpc.StatusCode.UNKNOWN
+            raise exc
+        if isinstance(exc, LumenError):
+            status = exc.to_grpc_status()
+            self.code = status.code
+            await self.context.abort(status.code, status.details, tuple(status.trailing_metadata) + rid_md)
+        errors_log.error("unexpected error in %s", self.method, exc_info=exc)
+        self.code = grpc.StatusCode.INTERNAL
+        await self.context.abort(grpc.StatusCode.INTERNAL, f"internal error (request id {self.rid})", rid_md)
+
+    def finish(self) -> None:
+        elapsed = time.perf_counter() - self.start
+        metrics.RPC_IN_FLIGHT.dec()
+        metrics.RPC_TOTAL.labels(self.method, self.code.name).inc()
+        metrics.RPC_LATENCY.labels(self.method).observe(elapsed)
+        log.info("%s %s %.2fms peer=%s", self.method, self.code.name, elapsed * 1e3, self.context.peer())
+        request_id.reset(self.token)
+
+    def ok(self) -> None:
+        self.context.set_trailing_metadata(((REQUEST_ID_KEY, self.rid),))
+
+
+def _wrap_unary(method: str, behavior: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    async def wrapped(request_or_iterator: Any, context: grpc.aio.ServicerContext) -> Any:
+        call = _Call(method, context)
+        try:
+            response = await behavior(request_or_iterator, context)
+            call.ok()
+            return response
+        except BaseException as exc:  # noqa: BLE001 - mapped to a status, or re-raised
+            await call.fail(exc)
+        finally:
+            call.finish()
+
+    return wrapped
+
+
+def _wrap_streaming(method: str, behavior: Callable[..., Any]) -> Callable[..., AsyncIterator[Any]]:
+    async def wrapped(request_or_iterator: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        call = _Call(method, context)
+        try:
+            result = behavior(request_or_iterator, context)
+            if inspect.isasyncgen(result):
+                async for response in result:
+                    yield response
+            else:  # a coroutine that writes with context.write()
+                await result
+            call.ok()
+        except BaseException as exc:  # noqa: BLE001 - mapped to a status, or re-raised
+            await call.fail(exc)
+        finally:
+            call.finish()
+
+    return wrapped
+
+
+class ServerInterceptor(grpc.aio.ServerInterceptor):
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        method = handler_call_details.method
+        # Health probes and reflection are infrastructure: no access log, no metrics.
+        if handler is None or method.startswith("/grpc."):
+            return handler
+        kwargs = {
+            "request_deserializer": handler.request_deserializer,
+            "response_serializer": handler.response_serializer,
+        }
+        if handler.unary_unary:
+            return grpc.unary_unary_rpc_method_handler(_wrap_unary(method, handler.unary_unary), **kwargs)
+        if handler.stream_unary:
+            return grpc.stream_unary_rpc_method_handler(_wrap_unary(method, handler.stream_unary), **kwargs)
+        if handler.unary_stream:
+            return grpc.unary_stream_rpc_method_handler(_wrap_streaming(method, handler.unary_stream), **kwargs)
+        return grpc.stream_stream_rpc_method_handler(_wrap_streaming(method, handler.stream_stream), **kwargs)

@@ -1,0 +1,112 @@
+"""gRPC server bootstrap shared by the gateway and the model services.
+
+`create_server` binds and starts a grpc.aio server with health, reflection,
+the lumen interceptor and SO_REUSEPORT off (a taken port fails loudly), and
+returns it with its port, so tests can bind port 0. `run_until_signal` waits
+for SIGTERM or SIGINT, then drains: health turns NOT_SERVING, new calls are
+refused, in-flight calls get ``grace_period_s`` to finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+import grpc.aio
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from shared.interceptors import ServerInterceptor
+from shared.settings import ServerSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Registration:
+    """A servicer to add: ``add(servicer, server)`` and its full service name."""
+
+    add: Callable[[Any, grpc.aio.Server], None]
+    servicer: Any
+    service_name: str
+
+
+@dataclass
+class RunningServer:
+    server: grpc.aio.Server
+    port: int
+    health: health.aio.HealthServicer
+    service_names: tuple[str, ...]
+
+    async def set_serving(self, serving: bool) -> None:
+        status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+        for name in ("", *self.service_names):
+            await self.health.set(name, status)
+
+    async def stop(self, grace_s: float) -> None:
+        """Refuse new calls, let in-flight ones finish within ``grace_s``, then stop."""
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace_s)
+
+
+def channel_options(settings: ServerSettings) -> list[tuple[str, Any]]:
+    return [
+        ("grpc.max_receive_message_length", settings.max_message_bytes),
+        ("grpc.max_send_message_length", settings.max_message_bytes),
+    ]
+
+
+async def create_server(
+    settings: ServerSettings,
+    registrations: Sequence[Registration],
+    extra_interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+    generic_handlers: Sequence[grpc.GenericRpcHandler] = (),
+    extra_service_names: Sequence[str] = (),
+) -> RunningServer:
+    """Start a server on settings.host:settings.port; health starts NOT_SERVING."""
+    server = grpc.aio.server(
+        interceptors=[ServerInterceptor(), *extra_interceptors],
+        options=[("grpc.so_reuseport", 0), *channel_options(settings)],
+        maximum_concurrent_rpcs=settings.max_concurrent_rpcs or None,
+    )
+    for registration in registrations:
+        registration.add(registration.servicer, server)
+    if generic_handlers:
+        server.add_generic_rpc_handlers(tuple(generic_handlers))
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    names = tuple(r.service_name for r in registrations) + tuple(extra_service_names)
+    if settings.reflection:
+        reflection.enable_server_reflection((*names, reflection.SERVICE_NAME, health.SERVICE_NAME), server)
+    address = f"{settings.host}:{settings.port}"
+    port = server.add_insecure_port(address)  # raises RuntimeError when the port is taken
+    running = RunningServer(server, port, health_servicer, names)
+    await running.set_serving(False)
+    await server.start()
+    log.info("listening on %s:%d", settings.host, port)
+    return running
+
+
+async def run_until_signal(
+    running: RunningServer, grace_s: float, on_stop: Callable[[], Awaitable[None]] | None = None
+) -> None:
+    """Serve until SIGTERM/SIGINT, then drain and stop."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    serving = asyncio.create_task(running.server.wait_for_termination())
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    log.info("stopping: draining in-flight calls for up to %.1fs", grace_s)
+    await running.stop(grace_s)
+    if on_stop is not None:
+        await on_stop()
+    serving.cancel()
+    stopping.cancel()
+    log.info("stopped")

@@ -1,0 +1,110 @@
+"""Settings read from the environment, one prefix per service.
+
+A settings class is a dataclass whose fields carry their defaults and, in
+``metadata["doc"]``, a sentence that `describe()` prints. ``load(Cls, "LUMEN_EMBEDDINGS")``
+reads ``LUMEN_EMBEDDINGS_PORT`` for the field ``port`` and so on; a value that
+does not parse fails at start-up with the variable's name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def setting(default: Any, doc: str) -> Any:
+    """A settings field with its default and one line of documentation."""
+    if isinstance(default, (list, dict)):
+        return dataclasses.field(default_factory=lambda: type(default)(default), metadata={"doc": doc})
+    return dataclasses.field(default=default, metadata={"doc": doc})
+
+
+def _parse(raw: str, kind: Any, name: str) -> Any:
+    origin = typing.get_origin(kind)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(kind) if a is not type(None)]
+        if raw == "":
+            return None
+        return _parse(raw, args[0], name)
+    if kind is bool:
+        low = raw.strip().lower()
+        if low in _TRUE:
+            return True
+        if low in _FALSE:
+            return False
+        raise ValueError(f"{name}={raw!r} is not a boolean (use true/false)")
+    if kind in (int, float):
+        try:
+            return kind(raw)
+        except ValueError:
+            raise ValueError(f"{name}={raw!r} is not a {kind.__name__}") from None
+    if origin is list:
+        return [item.strip() for item in raw.split(",") if item.strip()]
+    return raw
+
+
+def load(cls: type[T], prefix: str, environ: typing.Mapping[str, str] | None = None) -> T:
+    """Build ``cls`` from ``{prefix}_{FIELD}`` variables, falling back to defaults."""
+    env = os.environ if environ is None else environ
+    hints = typing.get_type_hints(cls)
+    values: dict[str, Any] = {}
+    for field in dataclasses.fields(cls):  # type: ignore[arg-type]
+        name = f"{prefix}_{field.name.upper()}"
+        if name in env:
+            values[field.name] = _parse(env[name], hints[field.name], name)
+    return cls(**values)
+
+
+def describe(cls: type, prefix: str) -> str:
+    """One line per variable: name, default and documentation."""
+    lines = []
+    for field in dataclasses.fields(cls):
+        default = field.default if field.default is not dataclasses.MISSING else field.default_factory()  # type: ignore[misc]
+        lines.append(f"{prefix}_{field.name.upper()} (default {default!r}): {field.metadata.get('doc', '')}")
+    return "\n".join(lines)
+
+
+@dataclasses.dataclass
+class ServerSettings:
+    """Settings every lumen gRPC server shares; services subclass it."""
+
+    host: str = setting("0.0.0.0", "Interface to listen on.")
+    port: int = setting(0, "TCP port; 0 picks a free one (tests). Each service sets its own default.")
+    grace_period_s: float = setting(
+        20.0, "On SIGTERM, seconds in-flight calls get to finish before they are cancelled."
+    )
+    max_message_bytes: int = setting(
+        32 * 1024 * 1024, "Largest gRPC message received or sent, in bytes (serialized)."
+    )
+    max_concurrent_rpcs: int = setting(
+        0, "Calls served at once before new ones get RESOURCE_EXHAUSTED; 0 means no limit."
+    )
+    log_level: str = setting("INFO", "Python logging level.")
+    log_format: str = setting("text", "'text' for humans or 'json' for one JSON object per line.")
+    metrics_port: int = setting(0, "Port of the Prometheus /metrics endpoint; 0 turns it off.")
+    reflection: bool = setting(True, "Serve gRPC server reflection (grpc.reflection.v1alpha).")
+
+
+@dataclasses.dataclass
+class ModelServerSettings(ServerSettings):
+    """Settings of a model service (nlp, vision, embeddings)."""
+
+    device: str = setting(
+        "cpu",
+        "'cpu' or 'cuda:N'. Only that GPU is made visible to torch and TensorFlow in this process.",
+    )
+    model_repository: str = setting(
+        "", "Folder of model directories (each with model.json). Empty uses var/models/<service>."
+    )
+    models: list[str] = setting(
+        [], "Comma-separated model names to load at start; empty loads every model in the repository."
+    )
+    torch_threads: int = setting(0, "Intra-op threads for torch; 0 keeps torch's default.")
