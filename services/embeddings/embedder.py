@@ -13,7 +13,7 @@ import numpy as np
 
 from services.embeddings.runtime_sentence import TASK, Embedded, SentenceTransformerModel
 from services.embeddings.settings import EmbeddingsSettings
-from services.embeddings.vectors import l2_normalize
+from shared.vectors import l2_normalize
 from shared.errors import InvalidArgument
 from shared.repository import Entry, ModelRepository
 from shared.validation import check_texts

@@ -10,7 +10,7 @@ from lumen.common.v1 import common_pb2
 from lumen.embeddings.v1 import embeddings_pb2 as pb
 from lumen.embeddings.v1 import embeddings_pb2_grpc as pb_grpc
 from services.embeddings.embedder import Embedder
-from services.embeddings.vectors import to_proto
+from shared.vectors import to_proto
 from shared.errors import InvalidArgument
 from shared.repository_servicer import model_info
 

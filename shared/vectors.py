@@ -1,10 +1,10 @@
-"""Conversions between numpy vectors and lumen.embeddings.v1.Vector."""
+"""Conversions between numpy vectors and lumen.common.v1.Vector (sentence, word and face embeddings)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from lumen.embeddings.v1 import embeddings_pb2 as pb
+from lumen.common.v1 import common_pb2 as pb
 
 
 def to_proto(vector: np.ndarray, encoding: int) -> pb.Vector:
