@@ -32,7 +32,7 @@ $(DEPS_STAMP):
 	# nothing else pulls a multi-GB CUDA build as a dependency.
 	$(PIP) install --quiet "$$(grep '^torch==' requirements/lock.txt)"
 	$(PIP) install --quiet -r requirements/dev.txt -c requirements/lock.txt
-	$(PIP) install --quiet --no-deps --no-build-isolation -e . --config-settings editable_mode=compat
+	$(PIP) install --quiet --no-deps --no-build-isolation -e .
 	$(PIP) check
 	rm -f $(VENV)/.deps-* && touch $@
 

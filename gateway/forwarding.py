@@ -1,0 +1,99 @@
+"""Pass-through of the model services' own RPCs: the gateway serves
+lumen.embeddings.v1.EmbeddingService (and every other forwarded service) on its
+own address and relays each call to the owning backend as raw bytes, never
+parsing the payload. Deadlines, cancellation, the request id and the backend's
+status with its google.rpc details all travel through.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+import grpc.aio
+from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
+
+from gateway.backends import Backend, outgoing_metadata
+
+async def relay_error(context: grpc.aio.ServicerContext, exc: grpc.aio.AioRpcError) -> None:
+    """End the client's call with the backend's code, message and details."""
+    trailing = tuple((md.key, md.value) for md in exc.trailing_metadata() or () if md.key != "x-request-id")
+    await context.abort(exc.code(), exc.details() or "", trailing)
+
+def _timeout(context: grpc.aio.ServicerContext, default: float | None) -> float | None:
+    remaining = context.time_remaining()
+    return remaining if remaining is not None else default
+
+def _unary_request(backend: Backend, path: str, streaming_response: bool, default_timeout: float | None):
+    if not streaming_response:
+        unary = backend.channel.unary_unary(path)
+
+        async def unary_unary(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+            try:
+                return await unary(request, timeout=_timeout(context, default_timeout), metadata=outgoing_metadata(context))
+            except grpc.aio.AioRpcError as exc:
+                await relay_error(context, exc)
+                raise  # unreachable: abort raises
+
+        return grpc.unary_unary_rpc_method_handler(unary_unary)
+
+    server_stream = backend.channel.unary_stream(path)
+
+    async def unary_stream(request: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
+        call = server_stream(request, timeout=_timeout(context, None), metadata=outgoing_metadata(context))
+        async for response in _relay_stream(call, context):
+            yield response
+
+    return grpc.unary_stream_rpc_method_handler(unary_stream)
+
+def _stream_request(backend: Backend, path: str, streaming_response: bool, default_timeout: float | None):
+    if not streaming_response:
+        client_stream = backend.channel.stream_unary(path)
+
+        async def stream_unary(requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext) -> bytes:
+            call = client_stream(requests, timeout=_timeout(context, default_timeout), metadata=outgoing_metadata(context))
+            try:
+                return await call
+            except grpc.aio.AioRpcError as exc:
+                await relay_error(context, exc)
+                raise
+            finally:
+                call.cancel()
+
+        return grpc.stream_unary_rpc_method_handler(stream_unary)
+
+    bidi = backend.channel.stream_stream(path)
+
+    async def stream_stream(requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
+        call = bidi(requests, timeout=_timeout(context, None), metadata=outgoing_metadata(context))
+        async for response in _relay_stream(call, context):
+            yield response
+
+    return grpc.stream_stream_rpc_method_handler(stream_stream)
+
+async def _relay_stream(call: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
+    """Yield the backend's messages one by one; cancel the backend call if the client goes."""
+    try:
+        async for response in call:
+            yield response
+    except grpc.aio.AioRpcError as exc:
+        await relay_error(context, exc)
+    finally:
+        call.cancel()
+
+def _method_handler(backend: Backend, path: str, method: MethodDescriptor, default_timeout: float | None):
+    make: Callable[..., Any] = _stream_request if method.client_streaming else _unary_request
+    return make(backend, path, method.server_streaming, default_timeout)
+
+def forwarding_handler(
+    backend: Backend, service: ServiceDescriptor, default_timeout: float | None
+) -> grpc.GenericRpcHandler:
+    """A generic handler serving every method of ``service`` by relaying to ``backend``."""
+    handlers = {
+        method.name: _method_handler(backend, f"/{service.full_name}/{method.name}", method, default_timeout)
+        for method in service.methods
+    }
+    return grpc.method_handlers_generic_handler(service.full_name, handlers)
+
+Relay = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]

@@ -1,0 +1,130 @@
+"""The gateway process: one address for every lumen service.
+
+Entry point: python -m gateway.server (settings: LUMEN_GATEWAY_*).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from grpc_health.v1 import health_pb2
+
+from gateway.backends import Backend, watch_health
+from gateway.forwarding import forwarding_handler
+from gateway.servicer import GatewayServicer
+from gateway.settings import GatewaySettings
+from lumen.embeddings.v1 import embeddings_pb2
+from lumen.gateway.v1 import gateway_pb2, gateway_pb2_grpc
+from lumen.nlp.v1 import nlp_pb2
+from lumen.vision.v1 import vision_pb2
+from shared import log as logs
+from shared import metrics
+from shared.server import Registration, RunningServer, create_server, run_until_signal
+from shared.settings import load
+
+logger = logging.getLogger(__name__)
+
+# Services retried on UNAVAILABLE: reads and idempotent computations only.
+# Generation (costly, seeded or not) and mutations (collections, galleries) are not.
+IDEMPOTENT_SERVICES = {
+    "nlp": ("lumen.nlp.v1.TextAnalysisService", "lumen.nlp.v1.TokenizerService"),
+    "vision": ("lumen.vision.v1.ImageAnalysisService",),
+    "embeddings": ("lumen.embeddings.v1.EmbeddingService", "lumen.embeddings.v1.WordEmbeddingService"),
+}
+BACKEND_FILES = {"nlp": nlp_pb2, "vision": vision_pb2, "embeddings": embeddings_pb2}
+
+
+@dataclass
+class Gateway:
+    settings: GatewaySettings
+    server: RunningServer
+    backends: dict[str, Backend]
+    watchers: list[asyncio.Task[None]]
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    async def stop(self, grace_s: float | None = None) -> None:
+        await self.server.stop(self.settings.grace_period_s if grace_s is None else grace_s)
+        await self.close_backends()
+
+    async def close_backends(self) -> None:
+        for task in self.watchers:
+            task.cancel()
+        await asyncio.gather(*self.watchers, return_exceptions=True)
+        for backend in self.backends.values():
+            await backend.close()
+
+
+def make_backends(settings: GatewaySettings) -> dict[str, Backend]:
+    addresses = {
+        "nlp": settings.nlp_address,
+        "vision": settings.vision_address,
+        "embeddings": settings.embeddings_address,
+    }
+    backends = {}
+    for name, module in BACKEND_FILES.items():
+        services = tuple(s.full_name for s in module.DESCRIPTOR.services_by_name.values())
+        backend = Backend(name, addresses[name], services, IDEMPOTENT_SERVICES[name])
+        backend.open(settings.max_message_bytes, settings.retry_attempts)
+        backends[name] = backend
+    return backends
+
+
+async def start(settings: GatewaySettings) -> Gateway:
+    backends = make_backends(settings)
+    handlers = [
+        forwarding_handler(backend, service, settings.default_timeout_s)
+        for backend in backends.values()
+        for service in BACKEND_FILES[backend.name].DESCRIPTOR.services_by_name.values()
+    ]
+    gateway_service = gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"].full_name
+    server = await create_server(
+        settings,
+        [
+            Registration(
+                gateway_pb2_grpc.add_GatewayServiceServicer_to_server,
+                GatewayServicer(backends, settings.default_timeout_s),
+                gateway_service,
+            )
+        ],
+        generic_handlers=handlers,
+        extra_service_names=[s for b in backends.values() for s in b.services],
+    )
+    # The gateway itself serves as soon as it listens (composite calls give
+    # partial results); each forwarded service's health follows its backend's.
+    serving = health_pb2.HealthCheckResponse.SERVING
+    await server.health.set("", serving)
+    await server.health.set(gateway_service, serving)
+
+    async def on_change(backend: Backend, is_serving: bool) -> None:
+        if backend.serving != is_serving:
+            logger.info("backend %s is %s", backend.name, "SERVING" if is_serving else "NOT_SERVING")
+        backend.serving = is_serving
+        status = serving if is_serving else health_pb2.HealthCheckResponse.NOT_SERVING
+        for service in (f"backend.{backend.name}", *backend.services):
+            await server.health.set(service, status)
+
+    for backend in backends.values():
+        await on_change(backend, False)
+    watchers = [asyncio.create_task(watch_health(b, on_change)) for b in backends.values()]
+    return Gateway(settings, server, backends, watchers)
+
+
+def main() -> None:
+    settings = load(GatewaySettings, "LUMEN_GATEWAY")
+    logs.configure("gateway", settings.log_level, settings.log_format)
+    metrics.serve_metrics(settings.metrics_port)
+
+    async def serve() -> None:
+        gateway = await start(settings)
+        await run_until_signal(gateway.server, settings.grace_period_s, on_stop=gateway.close_backends)
+
+    asyncio.run(serve())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,81 @@
+"""Python SDK: a thin, typed wrapper over the generated stubs, talking to the gateway."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import grpc
+import numpy as np
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from lumen.common.v1 import common_pb2
+from lumen.embeddings.v1 import embeddings_pb2, embeddings_pb2_grpc
+from lumen.gateway.v1 import gateway_pb2, gateway_pb2_grpc
+
+DEFAULT_ADDRESS = "localhost:50051"
+MAX_MESSAGE_BYTES = 32 * 1024 * 1024
+
+
+def vectors_of(response: embeddings_pb2.EmbedResponse) -> np.ndarray:
+    """The response's vectors as a (n, dimension) float32 array, whichever encoding was used."""
+    return np.stack(
+        [
+            np.frombuffer(v.values_f32, dtype="<f4") if v.values_f32 else np.asarray(v.values, dtype=np.float32)
+            for v in response.embeddings
+        ]
+    )
+
+
+class Client:
+    """``Client("localhost:50051")``; the address defaults to $LUMEN_ADDRESS.
+
+    An API key, when the gateway requires one, is sent as ``x-api-key``.
+    """
+
+    def __init__(self, address: str | None = None, api_key: str | None = None, timeout: float = 30.0) -> None:
+        self.address = address or os.environ.get("LUMEN_ADDRESS", DEFAULT_ADDRESS)
+        self.timeout = timeout
+        self._metadata = (("x-api-key", api_key),) if api_key else ()
+        self.channel = grpc.insecure_channel(
+            self.address,
+            options=[
+                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ],
+        )
+        self.embeddings = embeddings_pb2_grpc.EmbeddingServiceStub(self.channel)
+        self.gateway = gateway_pb2_grpc.GatewayServiceStub(self.channel)
+
+    def close(self) -> None:
+        self.channel.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def embed(self, texts: Sequence[str], model: str = "", normalize: bool = False) -> np.ndarray:
+        """Sentence embeddings, one row per text (float32)."""
+        return vectors_of(self.embed_raw(texts, model, normalize))
+
+    def embed_raw(self, texts: Sequence[str], model: str = "", normalize: bool = False) -> embeddings_pb2.EmbedResponse:
+        request = embeddings_pb2.EmbedRequest(
+            model=common_pb2.ModelRef(name=model),
+            texts=list(texts),
+            normalize=normalize,
+            encoding=common_pb2.VECTOR_ENCODING_F32_BYTES,
+        )
+        return self.embeddings.Embed(request, timeout=self.timeout, metadata=self._metadata)
+
+    def list_models(self, service: str = "", task: str = "") -> gateway_pb2.ListModelsResponse:
+        return self.gateway.ListModels(
+            gateway_pb2.ListModelsRequest(service=service, task=task), timeout=self.timeout, metadata=self._metadata
+        )
+
+    def health(self, service: str = "") -> str:
+        reply = health_pb2_grpc.HealthStub(self.channel).Check(
+            health_pb2.HealthCheckRequest(service=service), timeout=self.timeout
+        )
+        return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
