@@ -82,7 +82,7 @@ def outgoing_metadata(context: grpc.aio.ServicerContext) -> tuple[tuple[str, str
     return tuple(out)
 
 
-async def watch_health(backend: Backend, on_change) -> None:  # noqa: ANN001 - async callable(bool)
+async def watch_health(backend: Backend, on_change) -> None:
     """Follow the backend's grpc.health.v1 Watch stream, reconnecting forever."""
     stub = health_pb2_grpc.HealthStub(backend.channel)
     while True:

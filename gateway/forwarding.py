@@ -16,14 +16,17 @@ from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
 
 from gateway.backends import Backend, outgoing_metadata
 
+
 async def relay_error(context: grpc.aio.ServicerContext, exc: grpc.aio.AioRpcError) -> None:
     """End the client's call with the backend's code, message and details."""
-    trailing = tuple((md.key, md.value) for md in exc.trailing_metadata() or () if md.key != "x-request-id")
+    trailing = tuple((key, value) for key, value in exc.trailing_metadata() or () if key != "x-request-id")
     await context.abort(exc.code(), exc.details() or "", trailing)
+
 
 def _timeout(context: grpc.aio.ServicerContext, default: float | None) -> float | None:
     remaining = context.time_remaining()
     return remaining if remaining is not None else default
+
 
 def _unary_request(backend: Backend, path: str, streaming_response: bool, default_timeout: float | None):
     if not streaming_response:
@@ -31,7 +34,9 @@ def _unary_request(backend: Backend, path: str, streaming_response: bool, defaul
 
         async def unary_unary(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
             try:
-                return await unary(request, timeout=_timeout(context, default_timeout), metadata=outgoing_metadata(context))
+                return await unary(
+                    request, timeout=_timeout(context, default_timeout), metadata=outgoing_metadata(context)
+                )
             except grpc.aio.AioRpcError as exc:
                 await relay_error(context, exc)
                 raise  # unreachable: abort raises
@@ -47,12 +52,15 @@ def _unary_request(backend: Backend, path: str, streaming_response: bool, defaul
 
     return grpc.unary_stream_rpc_method_handler(unary_stream)
 
+
 def _stream_request(backend: Backend, path: str, streaming_response: bool, default_timeout: float | None):
     if not streaming_response:
         client_stream = backend.channel.stream_unary(path)
 
         async def stream_unary(requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext) -> bytes:
-            call = client_stream(requests, timeout=_timeout(context, default_timeout), metadata=outgoing_metadata(context))
+            call = client_stream(
+                requests, timeout=_timeout(context, default_timeout), metadata=outgoing_metadata(context)
+            )
             try:
                 return await call
             except grpc.aio.AioRpcError as exc:
@@ -72,6 +80,7 @@ def _stream_request(backend: Backend, path: str, streaming_response: bool, defau
 
     return grpc.stream_stream_rpc_method_handler(stream_stream)
 
+
 async def _relay_stream(call: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
     """Yield the backend's messages one by one; cancel the backend call if the client goes."""
     try:
@@ -82,9 +91,11 @@ async def _relay_stream(call: Any, context: grpc.aio.ServicerContext) -> AsyncIt
     finally:
         call.cancel()
 
+
 def _method_handler(backend: Backend, path: str, method: MethodDescriptor, default_timeout: float | None):
     make: Callable[..., Any] = _stream_request if method.client_streaming else _unary_request
     return make(backend, path, method.server_streaming, default_timeout)
+
 
 def forwarding_handler(
     backend: Backend, service: ServiceDescriptor, default_timeout: float | None
@@ -95,5 +106,6 @@ def forwarding_handler(
         for method in service.methods
     }
     return grpc.method_handlers_generic_handler(service.full_name, handlers)
+
 
 Relay = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]

@@ -25,7 +25,9 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
         self.backends = backends
         self.default_timeout_s = default_timeout_s
 
-    async def ListModels(self, request: pb.ListModelsRequest, context: grpc.aio.ServicerContext) -> pb.ListModelsResponse:
+    async def ListModels(
+        self, request: pb.ListModelsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListModelsResponse:
         if request.service and request.service not in self.backends:
             raise InvalidArgument("service", f"must be one of {sorted(self.backends)} or empty")
         names = [request.service] if request.service else sorted(self.backends)
@@ -34,7 +36,9 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
 
         async def one(name: str) -> common_pb2.ListModelsResponse:
             stub = common_pb2_grpc.ModelRepositoryServiceStub(self.backends[name].channel)
-            return await stub.ListModels(common_pb2.ListModelsRequest(task=request.task), timeout=timeout, metadata=metadata)
+            return await stub.ListModels(
+                common_pb2.ListModelsRequest(task=request.task), timeout=timeout, metadata=metadata
+            )
 
         results = await asyncio.gather(*(one(n) for n in names), return_exceptions=True)
         response = pb.ListModelsResponse()

@@ -1,8 +1,8 @@
 """The `lumen` command: talk to the gateway from a shell.
 
-    lumen embed "some text" ["more text" ...] [--model NAME] [--normalize]
-    lumen models [--service embeddings]
-    lumen health [SERVICE]
+lumen embed "some text" ["more text" ...] [--model NAME] [--normalize]
+lumen models [--service embeddings]
+lumen health [SERVICE]
 """
 
 from __future__ import annotations
@@ -46,7 +46,9 @@ def _health(client: Client, args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="lumen", description="Call the lumen gateway.")
-    parser.add_argument("--address", default=None, help=f"gateway address (default $LUMEN_ADDRESS or {DEFAULT_ADDRESS})")
+    parser.add_argument(
+        "--address", default=None, help=f"gateway address (default $LUMEN_ADDRESS or {DEFAULT_ADDRESS})"
+    )
     parser.add_argument("--api-key", default=None, help="API key, sent as x-api-key")
     parser.add_argument("--timeout", type=float, default=30.0, help="deadline in seconds")
     commands = parser.add_subparsers(dest="command", required=True)

@@ -7,7 +7,7 @@ a generic message and is logged with its request id.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 import grpc
 from google.protobuf import any_pb2, duration_pb2
@@ -35,7 +35,7 @@ class LumenError(Exception):
         return rpc_status.to_status(self.to_status_proto())
 
 
-def _pack(message) -> any_pb2.Any:  # noqa: ANN001 - any protobuf message
+def _pack(message) -> any_pb2.Any:
     packed = any_pb2.Any()
     packed.Pack(message)
     return packed
@@ -98,7 +98,9 @@ class ResourceExhausted(LumenError):
         out = [
             _pack(
                 error_details_pb2.QuotaFailure(
-                    violations=[error_details_pb2.QuotaFailure.Violation(subject=self.subject, description=self.message)]
+                    violations=[
+                        error_details_pb2.QuotaFailure.Violation(subject=self.subject, description=self.message)
+                    ]
                 )
             )
         ]
@@ -153,4 +155,3 @@ def check(condition: bool, field: str, description: str) -> None:
     """Raise InvalidArgument naming ``field`` unless ``condition`` holds."""
     if not condition:
         raise InvalidArgument(field, description)
-

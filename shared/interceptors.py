@@ -85,7 +85,7 @@ def _wrap_unary(method: str, behavior: Callable[..., Awaitable[Any]]) -> Callabl
             response = await behavior(request_or_iterator, context)
             call.ok()
             return response
-        except BaseException as exc:  # noqa: BLE001 - mapped to a status, or re-raised
+        except BaseException as exc:
             await call.fail(exc)
         finally:
             call.finish()
@@ -104,7 +104,7 @@ def _wrap_streaming(method: str, behavior: Callable[..., Any]) -> Callable[..., 
             else:  # a coroutine that writes with context.write()
                 await result
             call.ok()
-        except BaseException as exc:  # noqa: BLE001 - mapped to a status, or re-raised
+        except BaseException as exc:
             await call.fail(exc)
         finally:
             call.finish()

@@ -109,7 +109,7 @@ class Model(ABC):
     def predict(self, batch: list[Any]) -> Sequence[Any]:
         """One result per input, in order. Called by the model's dynamic batcher."""
 
-    def unload(self) -> None:
+    def unload(self) -> None:  # noqa: B027 - optional hook with a default
         """Free weights; the default drops references and lets the GC work."""
 
     def properties(self) -> dict[str, str]:

@@ -81,9 +81,7 @@ class ServerSettings:
     grace_period_s: float = setting(
         20.0, "On SIGTERM, seconds in-flight calls get to finish before they are cancelled."
     )
-    max_message_bytes: int = setting(
-        32 * 1024 * 1024, "Largest gRPC message received or sent, in bytes (serialized)."
-    )
+    max_message_bytes: int = setting(32 * 1024 * 1024, "Largest gRPC message received or sent, in bytes (serialized).")
     max_concurrent_rpcs: int = setting(
         0, "Calls served at once before new ones get RESOURCE_EXHAUSTED; 0 means no limit."
     )

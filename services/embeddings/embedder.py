@@ -13,10 +13,10 @@ import numpy as np
 
 from services.embeddings.runtime_sentence import TASK, Embedded, SentenceTransformerModel
 from services.embeddings.settings import EmbeddingsSettings
-from shared.vectors import l2_normalize
 from shared.errors import InvalidArgument
 from shared.repository import Entry, ModelRepository
 from shared.validation import check_texts
+from shared.vectors import l2_normalize
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,13 @@ class Embedder:
                 )
 
     async def similarity(
-        self, sources: list[str], candidates: list[str], pairwise: bool, cosine: bool, model: str = "", version: str = ""
+        self,
+        sources: list[str],
+        candidates: list[str],
+        pairwise: bool,
+        cosine: bool,
+        model: str = "",
+        version: str = "",
     ) -> tuple[np.ndarray, int, Entry]:
         """Scores (rows x columns), tokens used, and the model entry."""
         if pairwise and len(sources) != len(candidates):

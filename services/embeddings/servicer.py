@@ -10,9 +10,9 @@ from lumen.common.v1 import common_pb2
 from lumen.embeddings.v1 import embeddings_pb2 as pb
 from lumen.embeddings.v1 import embeddings_pb2_grpc as pb_grpc
 from services.embeddings.embedder import Embedder
-from shared.vectors import to_proto
 from shared.errors import InvalidArgument
 from shared.repository_servicer import model_info
+from shared.vectors import to_proto
 
 
 def _truncate(truncation: int) -> bool:
@@ -69,7 +69,11 @@ class EmbeddingServicer(pb_grpc.EmbeddingServiceServicer):
     async def Similarity(
         self, request: pb.SimilarityRequest, context: grpc.aio.ServicerContext
     ) -> pb.SimilarityResponse:
-        if request.metric not in (pb.SIMILARITY_METRIC_UNSPECIFIED, pb.SIMILARITY_METRIC_COSINE, pb.SIMILARITY_METRIC_DOT):
+        if request.metric not in (
+            pb.SIMILARITY_METRIC_UNSPECIFIED,
+            pb.SIMILARITY_METRIC_COSINE,
+            pb.SIMILARITY_METRIC_DOT,
+        ):
             raise InvalidArgument("metric", f"unknown metric {request.metric}")
         scores, tokens, entry = await self.embedder.similarity(
             list(request.sources),
