@@ -20,6 +20,7 @@ from typing import Any
 import grpc
 import grpc.aio
 
+from lumen.common.v1 import common_pb2
 from shared import metrics
 from shared.errors import LumenError
 from shared.log import request_id
@@ -28,6 +29,14 @@ log = logging.getLogger("lumen.access")
 errors_log = logging.getLogger("lumen.errors")
 
 REQUEST_ID_KEY = "x-request-id"
+# Trailing metadata carrying the call's lumen.common.v1.Usage (serialized), so
+# the gateway can account tokens and images without parsing payloads.
+USAGE_KEY = "lumen-usage-bin"
+
+
+def usage_of(message: Any) -> common_pb2.Usage | None:
+    usage = getattr(message, "usage", None)
+    return usage if isinstance(usage, common_pb2.Usage) else None
 
 
 def incoming_request_id(context: grpc.aio.ServicerContext) -> str:
@@ -74,8 +83,11 @@ class _Call:
         log.info("%s %s %.2fms peer=%s", self.method, self.code.name, elapsed * 1e3, self.context.peer())
         request_id.reset(self.token)
 
-    def ok(self) -> None:
-        self.context.set_trailing_metadata(((REQUEST_ID_KEY, self.rid),))
+    def ok(self, usage: common_pb2.Usage | None = None) -> None:
+        trailing = [*(self.context.trailing_metadata() or ()), (REQUEST_ID_KEY, self.rid)]
+        if usage is not None and usage.ByteSize():
+            trailing.append((USAGE_KEY, usage.SerializeToString()))
+        self.context.set_trailing_metadata(tuple(trailing))
 
 
 def _wrap_unary(method: str, behavior: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
@@ -83,7 +95,7 @@ def _wrap_unary(method: str, behavior: Callable[..., Awaitable[Any]]) -> Callabl
         call = _Call(method, context)
         try:
             response = await behavior(request_or_iterator, context)
-            call.ok()
+            call.ok(usage_of(response))
             return response
         except BaseException as exc:
             await call.fail(exc)
@@ -98,12 +110,18 @@ def _wrap_streaming(method: str, behavior: Callable[..., Any]) -> Callable[..., 
         call = _Call(method, context)
         try:
             result = behavior(request_or_iterator, context)
+            total = common_pb2.Usage()
             if inspect.isasyncgen(result):
                 async for response in result:
+                    usage = usage_of(response)
+                    if usage is not None:
+                        total.input_tokens += usage.input_tokens
+                        total.output_tokens += usage.output_tokens
+                        total.images += usage.images
                     yield response
             else:  # a coroutine that writes with context.write()
                 await result
-            call.ok()
+            call.ok(total)
         except BaseException as exc:
             await call.fail(exc)
         finally:

@@ -1,0 +1,31 @@
+"""The whole suite as real processes on free ports."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tools.suite import COMPONENTS, Suite, free_port, start_suite
+
+
+@pytest.fixture(scope="session")
+def suite_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model repository per service, made by the same set-up the Makefile runs."""
+    from services.embeddings import setup_models
+
+    root = tmp_path_factory.mktemp("suite-models")
+    setup_models.main(root / "embeddings")
+    for name in ("nlp", "vision"):
+        (root / name).mkdir()
+    return root
+
+
+@pytest.fixture(scope="session")
+def suite(suite_models: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Suite]:
+    logs = tmp_path_factory.mktemp("suite-logs")
+    env = {f"LUMEN_{n.upper()}_MODEL_REPOSITORY": str(suite_models / n) for n in ("nlp", "vision", "embeddings")}
+    running = start_suite(ports={name: free_port() for name in COMPONENTS}, env=env, log_dir=logs)
+    yield running
+    running.stop()
