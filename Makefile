@@ -20,7 +20,7 @@ export TOKENIZERS_PARALLELISM := false
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup venv protos models run test test-fast lint bench lock clean
+.PHONY: setup venv protos models run test test-fast lint bench settings lock clean
 
 setup: venv protos models
 
@@ -78,6 +78,9 @@ test-fast: setup
 
 bench: setup
 	$(PY) -m tools.bench
+
+settings: setup
+	@$(PY) -m tools.settings
 
 # Re-resolve the lock from requirements/dev.txt in a scratch venv.
 lock:
