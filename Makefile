@@ -40,7 +40,7 @@ $(DEPS_STAMP):
 protos: $(PROTO_STAMP)
 $(STATUS_PROTO): | $(DEPS_STAMP)
 	mkdir -p $(dir $@)
-	cp "$$($(PY) -c 'import google.rpc, os; print(os.path.dirname(google.rpc.__file__))')/status.proto" $@
+	cp "$$($(PY) -c 'import google.rpc.status_pb2 as m, os; print(os.path.dirname(m.__file__))')/status.proto" $@
 $(PROTO_STAMP): $(PROTO_SRC) $(STATUS_PROTO) | $(DEPS_STAMP)
 	rm -rf lumen/common lumen/embeddings lumen/nlp lumen/vision lumen/gateway
 	$(PY) -m grpc_tools.protoc -Iprotos -Ibuild/proto-deps \

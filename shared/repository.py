@@ -18,7 +18,7 @@ from typing import Any
 
 from shared.batcher import DynamicBatcher
 from shared.device import Device
-from shared.errors import NotFound, Unavailable
+from shared.errors import FailedPrecondition, NotFound, Unavailable
 from shared.model import CONFIG_FILE, Model, ModelConfig
 
 log = logging.getLogger(__name__)
@@ -43,8 +43,13 @@ class Entry:
     device: str = "cpu"
 
     async def predict(self, items: Sequence[Any]) -> list[Any]:
+        if self.state is State.LOADING:  # it will be ready soon: a retry helps
+            raise Unavailable(f"model {self.config.name!r} is loading")
         if self.state is not State.READY or self.batcher is None:
-            raise Unavailable(f"model {self.config.name!r} is {self.state.name.lower()}")
+            raise FailedPrecondition(
+                f"model {self.config.name!r} is {self.state.name.lower()}"
+                f"{': ' + self.error if self.error else ''}; load it with ModelRepositoryService.LoadModel"
+            )
         return await self.batcher.submit(items)
 
 

@@ -51,7 +51,8 @@ async def test_model_added_at_run_time_loads_serves_and_unloads(embeddings_chann
     assert unloaded.model.state == common_pb2.MODEL_STATE_UNLOADED
     with pytest.raises(grpc.aio.AioRpcError) as error:
         await embed.Embed(pb.EmbedRequest(texts=["hi"], model=common_pb2.ModelRef(name="minilm-copy")))
-    assert error.value.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.UNAVAILABLE)
+    assert error.value.code() is grpc.StatusCode.FAILED_PRECONDITION
+    assert "LoadModel" in error.value.details()
     shutil.rmtree(target)
 
 
