@@ -55,7 +55,8 @@ $(PROTO_STAMP): $(PROTO_SRC) $(STATUS_PROTO) | $(DEPS_STAMP)
 models: $(MODELS_STAMP)
 $(MODELS_STAMP): $(shell find services -name setup_models.py) | $(DEPS_STAMP) $(PROTO_STAMP)
 	$(PY) -m services.embeddings.setup_models var/models/embeddings
-	mkdir -p var/models/nlp var/models/vision
+	$(PY) -m services.vision.setup_models var/models/vision
+	mkdir -p var/models/nlp
 	touch $@
 
 $(BUF):

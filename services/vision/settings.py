@@ -10,3 +10,12 @@ from shared.settings import ModelServerSettings, setting
 @dataclass
 class VisionSettings(ModelServerSettings):
     port: int = setting(50053, "TCP port of the vision service.")
+    # Images are big: one request may carry up to 32 images of a few MiB each.
+    max_message_bytes: int = setting(64 * 1024 * 1024, "Largest gRPC message received or sent, in bytes (serialized).")
+    max_image_bytes: int = setting(16 * 1024 * 1024, "Largest encoded image accepted, in bytes.")
+    max_image_pixels: int = setting(
+        50_000_000, "Largest image accepted, in pixels (width x height), checked before decoding."
+    )
+    max_classify_images: int = setting(32, "Most images in one ClassifyImages call.")
+    max_images: int = setting(16, "Most images in one call of the detection and face RPCs.")
+    galleries_dir: str = setting("", "Folder of the face-gallery database. Empty uses var/galleries.")

@@ -1,0 +1,161 @@
+"""Image analysis data plane: classification, object detection, face detection.
+
+Each call checks its fields, decodes every image off the event loop (keeping
+each image's own error), sends the decoded ones to the model's dynamic
+batcher in one submission, and returns one outcome per input image.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import numpy as np
+
+from lumen.common.v1 import common_pb2
+from services.vision.checks import count_option, find_model, unit_interval
+from services.vision.images import Decoded, Limits, check_count, configure_pillow, decode_each
+from services.vision.labels import LabelMap
+from services.vision.results import (
+    CLASSIFICATION,
+    FACE_DETECTION,
+    OBJECT_DETECTION,
+    Detection,
+    FaceFound,
+    FaceQuery,
+)
+from services.vision.settings import VisionSettings
+from shared.errors import LumenError
+from shared.repository import Entry, ModelRepository
+
+T = TypeVar("T")
+
+DEFAULT_TOP_K = 5
+DEFAULT_MAX_RESULTS = 100
+DEFAULT_SCORE_THRESHOLD = 0.5
+MAX_RESULTS = 1000
+
+
+@dataclass(frozen=True)
+class Outcome(Generic[T]):
+    """One input image's answer: its size and value, or why it was not processed."""
+
+    image: Decoded | None
+    value: T | None = None
+    error: LumenError | None = None
+
+
+@dataclass(frozen=True)
+class ScoredLabel:
+    label_id: int
+    label: str
+    score: float
+
+
+@dataclass(frozen=True)
+class Analysis(Generic[T]):
+    outcomes: list[Outcome[T]]
+    entry: Entry
+
+    @property
+    def processed(self) -> int:
+        return sum(1 for o in self.outcomes if o.error is None)
+
+
+def top_labels(probabilities: np.ndarray, labels: LabelMap, top_k: int, threshold: float) -> list[ScoredLabel]:
+    order = np.argsort(-probabilities, kind="stable")[:top_k]
+    return [
+        ScoredLabel(int(i), labels.name(int(i)), float(probabilities[i]))
+        for i in order
+        if probabilities[i] >= threshold
+    ]
+
+
+class ImageAnalyzer:
+    def __init__(self, repository: ModelRepository, settings: VisionSettings) -> None:
+        self.repository = repository
+        self.settings = settings
+        self.limits = Limits(settings.max_image_bytes, settings.max_image_pixels)
+        configure_pillow(self.limits)
+
+    async def decode(self, images: Sequence[common_pb2.Image], maximum: int) -> list[Decoded | LumenError]:
+        check_count(images, "images", maximum)
+        return await asyncio.to_thread(decode_each, images, "images", self.limits)
+
+    async def run(
+        self,
+        entry: Entry,
+        images: Sequence[common_pb2.Image],
+        maximum: int,
+        item: Callable[[Decoded], Any],
+        finish: Callable[[Any], T],
+    ) -> Analysis[T]:
+        """Decode, batch the decodable images through ``entry``, keep per-image errors in place."""
+        decoded = await self.decode(images, maximum)
+        ready = [d for d in decoded if isinstance(d, Decoded)]
+        values = iter(await entry.predict([item(d) for d in ready]) if ready else [])
+        outcomes: list[Outcome[T]] = [
+            Outcome(d, finish(next(values))) if isinstance(d, Decoded) else Outcome(None, error=d) for d in decoded
+        ]
+        return Analysis(outcomes, entry)
+
+    async def classify(
+        self,
+        images: Sequence[common_pb2.Image],
+        model: str = "",
+        version: str = "",
+        top_k: int = 0,
+        score_threshold: float = 0.0,
+    ) -> Analysis[list[ScoredLabel]]:
+        k = count_option(top_k, "top_k", DEFAULT_TOP_K, MAX_RESULTS)
+        threshold = unit_interval(score_threshold, "score_threshold", 0.0)
+        entry = find_model(self.repository, model, version, CLASSIFICATION)
+        labels = getattr(entry.model, "labels", LabelMap({}))
+        return await self.run(
+            entry,
+            images,
+            self.settings.max_classify_images,
+            lambda d: d,
+            lambda p: top_labels(p, labels, k, threshold),
+        )
+
+    async def detect_objects(
+        self,
+        images: Sequence[common_pb2.Image],
+        model: str = "",
+        version: str = "",
+        score_threshold: float | None = None,
+        max_results: int = 0,
+    ) -> Analysis[list[Detection]]:
+        threshold = unit_interval(score_threshold, "score_threshold", DEFAULT_SCORE_THRESHOLD)
+        limit = count_option(max_results, "max_results", DEFAULT_MAX_RESULTS, MAX_RESULTS)
+        entry = find_model(self.repository, model, version, OBJECT_DETECTION)
+        return await self.run(
+            entry,
+            images,
+            self.settings.max_images,
+            lambda d: d,
+            lambda found: [d for d in found if d.score >= threshold][:limit],
+        )
+
+    async def detect_faces(
+        self,
+        images: Sequence[common_pb2.Image],
+        model: str = "",
+        version: str = "",
+        score_threshold: float | None = None,
+        max_results: int = 0,
+        landmarks: bool = False,
+    ) -> Analysis[list[FaceFound]]:
+        threshold = unit_interval(score_threshold, "score_threshold", DEFAULT_SCORE_THRESHOLD)
+        limit = count_option(max_results, "max_results", DEFAULT_MAX_RESULTS, MAX_RESULTS)
+        entry = find_model(self.repository, model, version, FACE_DETECTION)
+        return await self.run(
+            entry,
+            images,
+            self.settings.max_images,
+            lambda d: FaceQuery(d, landmarks),
+            lambda faces: sorted((f for f in faces if f.score >= threshold), key=lambda f: -f.score)[:limit],
+        )

@@ -1,0 +1,238 @@
+"""Face recognition data plane: embeddings, verification, galleries and identification.
+
+Faces come from the embedding model's own detector, or from a face-detection
+model of the repository when the request names one (its boxes, largest first,
+are then embedded). Gallery writes go through GalleryStore and are durable
+before the call is answered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from lumen.common.v1 import common_pb2
+from services.vision.analysis import Analysis, ImageAnalyzer, Outcome
+from services.vision.checks import count_option, distance_threshold, find_model, text_length
+from services.vision.galleries import (
+    MAX_ID_CHARS,
+    Candidate,
+    GalleryInfo,
+    GalleryStore,
+    PersonInfo,
+    check_gallery_name,
+    check_person_id,
+)
+from services.vision.images import Decoded, decode_message
+from services.vision.results import FACE_DETECTION, FACE_EMBEDDING, Box, EmbedQuery, FaceQuery, FaceVector
+from shared.errors import FailedPrecondition, InvalidArgument, LumenError, NotFound, ResourceExhausted
+from shared.repository import Entry
+
+DEFAULT_MAX_FACES = 100
+MAX_FACES = 1000
+MAX_TOP_K = 100
+
+
+@dataclass(frozen=True)
+class Verification:
+    distance: float
+    threshold: float
+    face_a: Box
+    face_b: Box
+    entry: Entry
+
+
+@dataclass(frozen=True)
+class IdentifiedFace:
+    box: Box
+    candidates: list[Candidate]
+
+
+@dataclass(frozen=True)
+class Identification:
+    analysis: Analysis[list[IdentifiedFace]]
+    threshold: float
+
+
+@dataclass(frozen=True)
+class Enrolment:
+    person: PersonInfo | None
+    statuses: list[LumenError | None]  # None: enrolled
+    enrolled: int
+    processed: int
+
+
+class FaceRecognizer:
+    def __init__(self, analyzer: ImageAnalyzer, store: GalleryStore) -> None:
+        self.analyzer = analyzer
+        self.repository = analyzer.repository
+        self.store = store
+
+    def embedder(self, name: str = "", version: str = "") -> Entry:
+        return find_model(self.repository, name, version, FACE_EMBEDDING)
+
+    def _threshold(self, entry: Entry, value: float | None, field: str) -> float:
+        return distance_threshold(value, field, float(getattr(entry.model, "threshold", 0.6)))
+
+    async def _embed_decoded(
+        self, entry: Entry, detector: Entry | None, images: list[Decoded], max_faces: int
+    ) -> list[list[FaceVector]]:
+        if not images:
+            return []
+        boxes: list[tuple[Box, ...] | None] = [None] * len(images)
+        if detector is not None:
+            found = await detector.predict([FaceQuery(image) for image in images])
+            boxes = [tuple(f.box for f in sorted(faces, key=lambda f: -f.box.area)) for faces in found]
+        return await entry.predict([EmbedQuery(image, b, max_faces) for image, b in zip(images, boxes, strict=True)])
+
+    def _detector(self, name: str, version: str) -> Entry | None:
+        return find_model(self.repository, name, version, FACE_DETECTION, "detector") if name else None
+
+    async def _embed_all(
+        self,
+        entry: Entry,
+        detector: Entry | None,
+        images: Sequence[common_pb2.Image],
+        max_faces: int,
+    ) -> list[Outcome[list[FaceVector]]]:
+        decoded = await self.analyzer.decode(images, self.analyzer.settings.max_images)
+        ready = [d for d in decoded if isinstance(d, Decoded)]
+        vectors = iter(await self._embed_decoded(entry, detector, ready, max_faces))
+        return [Outcome(d, next(vectors)) if isinstance(d, Decoded) else Outcome(None, error=d) for d in decoded]
+
+    async def embed(
+        self,
+        images: Sequence[common_pb2.Image],
+        model: str = "",
+        version: str = "",
+        detector: str = "",
+        detector_version: str = "",
+        max_faces: int = 0,
+    ) -> Analysis[list[FaceVector]]:
+        limit = count_option(max_faces, "max_faces", DEFAULT_MAX_FACES, MAX_FACES)
+        entry = self.embedder(model, version)
+        detector_entry = self._detector(detector, detector_version)
+        return Analysis(await self._embed_all(entry, detector_entry, images, limit), entry)
+
+    async def verify(
+        self,
+        image_a: common_pb2.Image,
+        image_b: common_pb2.Image,
+        model: str = "",
+        version: str = "",
+        threshold: float | None = None,
+    ) -> Verification:
+        entry = self.embedder(model, version)
+        limit = self._threshold(entry, threshold, "threshold")
+        a, b = await asyncio.gather(
+            asyncio.to_thread(decode_message, image_a, "image_a", self.analyzer.limits),
+            asyncio.to_thread(decode_message, image_b, "image_b", self.analyzer.limits),
+        )
+        faces_a, faces_b = await self._embed_decoded(entry, None, [a, b], 1)
+        for field, faces in (("image_a", faces_a), ("image_b", faces_b)):
+            if not faces:
+                raise InvalidArgument(field, "holds no face the model's detector could find")
+        distance = float(np.linalg.norm(faces_a[0].vector - faces_b[0].vector))
+        return Verification(distance, limit, faces_a[0].box, faces_b[0].box, entry)
+
+    # Galleries -------------------------------------------------------------
+
+    async def create_gallery(self, name: str, model: str = "", version: str = "") -> GalleryInfo:
+        check_gallery_name(name)
+        entry = self.embedder(model, version)
+        dimension = int(getattr(entry.model, "dimension", 0))
+        if not dimension:
+            raise FailedPrecondition(f"face-embedding model {entry.config.name!r} is not loaded")
+        return await asyncio.to_thread(self.store.create, name, entry.config.name, dimension)
+
+    async def delete_gallery(self, name: str) -> None:
+        check_gallery_name(name)
+        await asyncio.to_thread(self.store.delete, name)
+
+    async def get_gallery(self, name: str) -> GalleryInfo:
+        check_gallery_name(name)
+        return await asyncio.to_thread(self.store.get, name)
+
+    async def list_galleries(self) -> list[GalleryInfo]:
+        return await asyncio.to_thread(self.store.list)
+
+    async def list_persons(self, gallery: str) -> list[PersonInfo]:
+        check_gallery_name(gallery, "gallery")
+        return await asyncio.to_thread(self.store.persons, gallery)
+
+    async def delete_person(self, gallery: str, person_id: str) -> None:
+        check_gallery_name(gallery, "gallery")
+        check_person_id(person_id)
+        await asyncio.to_thread(self.store.delete_person, gallery, person_id)
+
+    async def _gallery_model(self, gallery: str) -> tuple[GalleryInfo, Entry]:
+        check_gallery_name(gallery, "gallery")
+        info = await asyncio.to_thread(self.store.get, gallery, "gallery")
+        try:
+            return info, self.embedder(info.model)
+        except NotFound:
+            raise FailedPrecondition(
+                f"gallery {gallery!r} uses face-embedding model {info.model!r}, which this service does not serve"
+            ) from None
+
+    async def enroll(
+        self, gallery: str, person_id: str, display_name: str, images: Sequence[common_pb2.Image]
+    ) -> Enrolment:
+        check_person_id(person_id)
+        text_length(display_name, "display_name", MAX_ID_CHARS)
+        _, entry = await self._gallery_model(gallery)
+        # Two faces per image are enough to tell "exactly one" from "several".
+        outcomes = await self._embed_all(entry, None, images, 2)
+        statuses: list[LumenError | None] = []
+        vectors: list[np.ndarray] = []
+        for i, outcome in enumerate(outcomes):
+            faces = outcome.value or []
+            if outcome.error is not None:
+                statuses.append(outcome.error)
+            elif len(faces) != 1:
+                why = "holds no face the model's detector could find" if not faces else "shows more than one face"
+                statuses.append(InvalidArgument(f"images[{i}]", f"{why}; enrolment takes photos of exactly one face"))
+            else:
+                statuses.append(None)
+                vectors.append(faces[0].vector)
+        person, accepted = await asyncio.to_thread(self.store.enroll, gallery, person_id, display_name, vectors)
+        # Images past the per-person face limit are refused, in input order.
+        fitted = 0
+        for i, status in enumerate(statuses):
+            if status is None:
+                fitted += 1
+                if fitted > accepted:
+                    statuses[i] = ResourceExhausted(
+                        f"images[{i}]: person {person_id!r} already has the most faces allowed", f"images[{i}]"
+                    )
+        processed = sum(1 for o in outcomes if o.error is None)
+        return Enrolment(person, statuses, accepted, processed)
+
+    async def identify(
+        self,
+        gallery: str,
+        images: Sequence[common_pb2.Image],
+        detector: str = "",
+        detector_version: str = "",
+        top_k: int = 0,
+        threshold: float | None = None,
+        max_faces: int = 0,
+    ) -> Identification:
+        k = count_option(top_k, "top_k", 1, MAX_TOP_K)
+        limit = count_option(max_faces, "max_faces", DEFAULT_MAX_FACES, MAX_FACES)
+        _, entry = await self._gallery_model(gallery)
+        match_below = self._threshold(entry, threshold, "threshold")
+        detector_entry = self._detector(detector, detector_version)
+        outcomes = await self._embed_all(entry, detector_entry, images, limit)
+        faces = [f for o in outcomes for f in (o.value or [])]
+        nearest = iter(await asyncio.to_thread(self.store.nearest, gallery, [f.vector for f in faces], k))
+        identified = [
+            Outcome(o.image, [IdentifiedFace(f.box, next(nearest)) for f in (o.value or [])], o.error)
+            if o.error is None
+            else o
+            for o in outcomes
+        ]
+        return Identification(Analysis(identified, entry), match_below)  # type: ignore[arg-type]

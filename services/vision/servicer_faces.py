@@ -1,0 +1,164 @@
+"""lumen.vision.v1.FaceRecognitionService: protos in, one await on the FaceRecognizer, protos out."""
+
+from __future__ import annotations
+
+import grpc
+
+from lumen.common.v1 import common_pb2
+from lumen.vision.v1 import vision_pb2 as pb
+from lumen.vision.v1 import vision_pb2_grpc as pb_grpc
+from services.vision import convert
+from services.vision.faces import FaceRecognizer
+from services.vision.galleries import GalleryInfo, PersonInfo
+from shared.repository_servicer import model_info
+from shared.vectors import to_proto
+
+
+def _gallery(info: GalleryInfo) -> pb.Gallery:
+    return pb.Gallery(
+        name=info.name,
+        model=info.model,
+        dimension=info.dimension,
+        person_count=info.person_count,
+        face_count=info.face_count,
+    )
+
+
+def _person(info: PersonInfo) -> pb.Person:
+    return pb.Person(person_id=info.person_id, display_name=info.display_name, face_count=info.face_count)
+
+
+class FaceRecognitionServicer(pb_grpc.FaceRecognitionServiceServicer):
+    def __init__(self, faces: FaceRecognizer) -> None:
+        self.faces = faces
+        self.service = faces.repository.service
+
+    async def EmbedFaces(
+        self, request: pb.EmbedFacesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.EmbedFacesResponse:
+        analysis = await self.faces.embed(
+            request.images,
+            request.model.name,
+            request.model.version,
+            request.detector.name,
+            request.detector.version,
+            request.max_faces,
+        )
+        return pb.EmbedFacesResponse(
+            results=[
+                pb.ImageFaceEmbeddings(
+                    faces=[
+                        pb.FaceEmbedding(box=convert.box(f.box), embedding=to_proto(f.vector, request.encoding))
+                        for f in o.value or []
+                    ],
+                    status=convert.status(o.error),
+                )
+                for o in analysis.outcomes
+            ],
+            model=model_info(analysis.entry, self.service),
+            usage=convert.usage(analysis),
+        )
+
+    async def VerifyFaces(
+        self, request: pb.VerifyFacesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.VerifyFacesResponse:
+        result = await self.faces.verify(
+            request.image_a,
+            request.image_b,
+            request.model.name,
+            request.model.version,
+            convert.optional(request, "threshold"),
+        )
+        return pb.VerifyFacesResponse(
+            distance=result.distance,
+            same_person=result.distance <= result.threshold,
+            threshold=result.threshold,
+            face_a=convert.box(result.face_a),
+            face_b=convert.box(result.face_b),
+            model=model_info(result.entry, self.service),
+            usage=common_pb2.Usage(images=2),
+        )
+
+    async def CreateGallery(
+        self, request: pb.CreateGalleryRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CreateGalleryResponse:
+        info = await self.faces.create_gallery(request.name, request.model.name, request.model.version)
+        return pb.CreateGalleryResponse(gallery=_gallery(info))
+
+    async def DeleteGallery(
+        self, request: pb.DeleteGalleryRequest, context: grpc.aio.ServicerContext
+    ) -> pb.DeleteGalleryResponse:
+        await self.faces.delete_gallery(request.name)
+        return pb.DeleteGalleryResponse()
+
+    async def GetGallery(
+        self, request: pb.GetGalleryRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetGalleryResponse:
+        return pb.GetGalleryResponse(gallery=_gallery(await self.faces.get_gallery(request.name)))
+
+    async def ListGalleries(
+        self, request: pb.ListGalleriesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListGalleriesResponse:
+        return pb.ListGalleriesResponse(galleries=[_gallery(g) for g in await self.faces.list_galleries()])
+
+    async def EnrollPerson(
+        self, request: pb.EnrollPersonRequest, context: grpc.aio.ServicerContext
+    ) -> pb.EnrollPersonResponse:
+        result = await self.faces.enroll(request.gallery, request.person_id, request.display_name, request.images)
+        return pb.EnrollPersonResponse(
+            person=_person(result.person) if result.person else None,
+            statuses=[convert.status(s) for s in result.statuses],
+            enrolled=result.enrolled,
+            usage=common_pb2.Usage(images=result.processed),
+        )
+
+    async def DeletePerson(
+        self, request: pb.DeletePersonRequest, context: grpc.aio.ServicerContext
+    ) -> pb.DeletePersonResponse:
+        await self.faces.delete_person(request.gallery, request.person_id)
+        return pb.DeletePersonResponse()
+
+    async def ListPersons(
+        self, request: pb.ListPersonsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListPersonsResponse:
+        return pb.ListPersonsResponse(persons=[_person(p) for p in await self.faces.list_persons(request.gallery)])
+
+    async def IdentifyFaces(
+        self, request: pb.IdentifyFacesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.IdentifyFacesResponse:
+        result = await self.faces.identify(
+            request.gallery,
+            request.images,
+            request.detector.name,
+            request.detector.version,
+            request.top_k,
+            convert.optional(request, "threshold"),
+            request.max_faces,
+        )
+        analysis = result.analysis
+        return pb.IdentifyFacesResponse(
+            results=[
+                pb.FaceIdentification(
+                    faces=[
+                        pb.IdentifiedFace(
+                            box=convert.box(face.box),
+                            candidates=[
+                                pb.IdentityCandidate(
+                                    person_id=c.person_id,
+                                    display_name=c.display_name,
+                                    distance=c.distance,
+                                    match=c.distance <= result.threshold,
+                                )
+                                for c in face.candidates
+                            ],
+                        )
+                        for face in o.value or []
+                    ],
+                    status=convert.status(o.error),
+                )
+                for o in analysis.outcomes
+            ],
+            threshold=result.threshold,
+            model=model_info(analysis.entry, self.service),
+            usage=convert.usage(analysis),
+        )

