@@ -53,7 +53,7 @@ $(PROTO_STAMP): $(PROTO_SRC) $(STATUS_PROTO) | $(DEPS_STAMP)
 
 # Default models of every service's repository (var/models/<service>).
 models: $(MODELS_STAMP)
-$(MODELS_STAMP): $(shell find services -name setup_models.py) | $(DEPS_STAMP) $(PROTO_STAMP)
+$(MODELS_STAMP): $(shell find services -name setup_models.py -o -name '*_training.py') | $(DEPS_STAMP) $(PROTO_STAMP)
 	$(PY) -m services.embeddings.setup_models var/models/embeddings
 	$(PY) -m services.vision.setup_models var/models/vision
 	mkdir -p var/models/nlp

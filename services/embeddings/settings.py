@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
+from shared.model_service import ROOT
 from shared.settings import ModelServerSettings, setting
 
 
@@ -12,3 +14,23 @@ class EmbeddingsSettings(ModelServerSettings):
     port: int = setting(50054, "TCP port of the embeddings service.")
     max_texts: int = setting(256, "Most texts in one Embed call (and one EmbedStream chunk).")
     max_text_chars: int = setting(8192, "Longest text accepted, in characters.")
+    max_words: int = setting(1024, "Most words in one GetWordVectors call (and in positive plus negative).")
+    max_word_chars: int = setting(256, "Longest word accepted, in characters.")
+    max_top_k: int = setting(1000, "Largest top_k of MostSimilarWords and Search.")
+    collections_dir: str = setting(
+        "", "Folder of the collections database (SQLite, WAL). Empty uses var/collections under the repo root."
+    )
+    max_upsert_documents: int = setting(256, "Most documents in one UpsertDocuments call.")
+    max_delete_ids: int = setting(1024, "Most ids in one DeleteDocuments call.")
+    max_document_id_chars: int = setting(256, "Longest document id, in characters.")
+    ann_threshold: int = setting(
+        20000,
+        "Documents from which a collection is searched through an approximate (usearch HNSW) index; "
+        "below it search is exact. The index is dropped again under half this size.",
+    )
+    ann_expansion_search: int = setting(
+        128, "HNSW search breadth (usearch expansion_search): higher is better recall and slower."
+    )
+
+    def collections_path(self) -> Path:
+        return Path(self.collections_dir) if self.collections_dir else ROOT / "var" / "collections"

@@ -26,6 +26,7 @@ def suite_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def suite(suite_models: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Suite]:
     logs = tmp_path_factory.mktemp("suite-logs")
     env = {f"LUMEN_{n.upper()}_MODEL_REPOSITORY": str(suite_models / n) for n in ("nlp", "vision", "embeddings")}
+    env["LUMEN_EMBEDDINGS_COLLECTIONS_DIR"] = str(tmp_path_factory.mktemp("collections"))
     running = start_suite(ports={name: free_port() for name in COMPONENTS}, env=env, log_dir=logs)
     yield running
     running.stop()

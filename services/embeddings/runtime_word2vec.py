@@ -1,0 +1,88 @@
+"""gensim runtime: word vectors from a KeyedVectors file or a word2vec-format file.
+
+model.json ``path`` names the file. Its format comes from ``parameters.format``
+("keyedvectors", "word2vec-binary" or "word2vec-text"), else from the suffix:
+``.kv`` KeyedVectors (gensim's own save), ``.bin`` binary word2vec, anything
+else (``.txt``, ``.vec``) text word2vec. ``parameters.lowercase`` (bool) says the
+model was trained on lower-cased text, so queries are lower-cased before lookup.
+
+Lookups are memory reads: the word service calls this runtime directly instead
+of going through the dynamic batcher (`predict` exists for the Model interface
+and answers the same lookups).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from shared.model import Model
+
+TASK = "word-embedding"
+FRAMEWORK = "gensim-keyedvectors"
+
+_FORMATS = ("keyedvectors", "word2vec-binary", "word2vec-text")
+
+
+def format_of(path: str, declared: str = "") -> str:
+    if declared:
+        if declared not in _FORMATS:
+            raise ValueError(f"parameters.format must be one of {', '.join(_FORMATS)}, got {declared!r}")
+        return declared
+    if path.endswith(".kv"):
+        return "keyedvectors"
+    if path.endswith(".bin"):
+        return "word2vec-binary"
+    return "word2vec-text"
+
+
+class KeyedVectorsModel(Model):
+    def load(self) -> None:
+        from gensim.models import KeyedVectors
+
+        path = str(self.config.path)
+        fmt = format_of(path, str(self.config.parameters.get("format", "")))
+        if fmt == "keyedvectors":
+            kv = KeyedVectors.load(path)
+        else:
+            kv = KeyedVectors.load_word2vec_format(path, binary=fmt == "word2vec-binary")
+        self.kv: Any = kv
+        self.lowercase = bool(self.config.parameters.get("lowercase", False))
+        self.dimension = int(kv.vector_size)
+
+    def warm(self) -> None:
+        # Unit-norm vectors are computed lazily on the first most_similar; do it now.
+        self.kv.fill_norms()
+        if len(self.kv):
+            self.kv.most_similar(self.kv.index_to_key[0], topn=1)
+
+    def key(self, word: str) -> str | None:
+        """The vocabulary key for ``word``, or None when the model does not know it."""
+        key = word.lower() if self.lowercase else word
+        return key if key in self.kv.key_to_index else None
+
+    def vector(self, key: str) -> np.ndarray:
+        return np.asarray(self.kv[key], dtype=np.float32)
+
+    def predict(self, batch: list[str]) -> Sequence[np.ndarray | None]:
+        keys = [self.key(w) for w in batch]
+        return [None if k is None else self.vector(k) for k in keys]
+
+    def most_similar(self, positive: list[str], negative: list[str], topn: int) -> list[tuple[str, float]]:
+        """gensim's most_similar on vocabulary keys (query words excluded from the answer)."""
+        return [(w, float(s)) for w, s in self.kv.most_similar(positive=positive, negative=negative, topn=topn)]
+
+    def similarity(self, key_a: str, key_b: str) -> float:
+        return float(self.kv.similarity(key_a, key_b))
+
+    def unload(self) -> None:
+        del self.kv
+
+    def properties(self) -> dict[str, str]:
+        return {
+            "dimension": str(self.dimension),
+            "vocabulary": str(len(self.kv)),
+            "lowercase": str(self.lowercase).lower(),
+        }

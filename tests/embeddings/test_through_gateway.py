@@ -1,0 +1,63 @@
+"""Word vectors and collections reach callers through the gateway, which forwards every embeddings RPC."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import grpc
+import grpc.aio
+import pytest
+
+from lumen.embeddings.v1 import embeddings_pb2 as pb
+from lumen.embeddings.v1 import embeddings_pb2_grpc as pb_grpc
+from shared.model_service import ModelService
+from tools.suite import free_port
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+async def gateway_channel(embeddings_service: ModelService) -> AsyncIterator[grpc.aio.Channel]:
+    from gateway import server as gateway_server
+    from gateway.settings import GatewaySettings
+
+    nowhere = f"127.0.0.1:{free_port()}"  # nlp and vision are not needed here
+    settings = GatewaySettings(
+        host="127.0.0.1",
+        port=0,
+        embeddings_address=f"127.0.0.1:{embeddings_service.port}",
+        nlp_address=nowhere,
+        vision_address=nowhere,
+    )
+    gateway = await gateway_server.start(settings)
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{gateway.port}") as channel:
+            yield channel
+    finally:
+        await gateway.stop(0)
+
+
+async def test_word_and_collection_rpcs_through_the_gateway(gateway_channel, embeddings_channel) -> None:
+    words = pb_grpc.WordEmbeddingServiceStub(gateway_channel)
+    direct = await pb_grpc.WordEmbeddingServiceStub(embeddings_channel).MostSimilarWords(
+        pb.MostSimilarWordsRequest(positive=["police"], top_k=5)
+    )
+    forwarded = await words.MostSimilarWords(pb.MostSimilarWordsRequest(positive=["police"], top_k=5), timeout=30)
+    assert forwarded.words == direct.words
+
+    collections = pb_grpc.CollectionServiceStub(gateway_channel)
+    await collections.CreateCollection(pb.CreateCollectionRequest(name="via-gateway"), timeout=30)
+    await collections.UpsertDocuments(
+        pb.UpsertDocumentsRequest(
+            collection="via-gateway",
+            documents=[pb.Document(id="a", text="Trains run on rails."), pb.Document(id="b", text="Cats purr.")],
+        ),
+        timeout=30,
+    )
+    found = await collections.Search(pb.SearchRequest(collection="via-gateway", text="railway", top_k=1), timeout=30)
+    assert [h.id for h in found.hits] == ["a"]
+    with pytest.raises(grpc.aio.AioRpcError) as error:  # the service's status and field travel through
+        await collections.Search(pb.SearchRequest(collection="via-gateway", text="x", top_k=0), timeout=30)
+    assert error.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert "top_k" in error.value.details()
+    await collections.DeleteCollection(pb.DeleteCollectionRequest(name="via-gateway"), timeout=30)
