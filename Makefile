@@ -20,7 +20,7 @@ export TOKENIZERS_PARALLELISM := false
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup venv protos models run test test-fast lint bench settings lock clean
+.PHONY: setup venv protos models run test test-fast lint bench settings lock clean deploy-tools deploy-check client-toolchains clients
 
 setup: venv protos models
 
@@ -70,8 +70,25 @@ lint: setup $(BUF)
 	$(VENV)/bin/ruff check .
 	$(BUF) lint
 
-test: lint
+test: lint deploy-tools clients
 	$(VENV)/bin/pytest -q
+
+# kubectl (kustomize) and kubernetes-validate into build/tools (idempotent).
+deploy-tools:
+	bash deploy/tools/install.sh
+
+# Renders every kustomize overlay, validates it offline (Kubernetes 1.30,
+# --strict) and checks the deploy invariants.
+deploy-check: setup deploy-tools
+	$(VENV)/bin/pytest -q tests/deploy
+
+# Go and gRPC C++ from Debian, ts-proto and grpc-js from npm (idempotent).
+client-toolchains:
+	bash clients/install-toolchains.sh
+
+# Node, Go and C++ clients generated from protos/ (each skips what is up to date).
+clients: protos client-toolchains
+	bash clients/build-all.sh
 
 # Only the fast tests (no model loading, no processes).
 test-fast: setup
@@ -90,4 +107,4 @@ lock:
 	build/lockenv/bin/pip freeze --exclude-editable | sed 's/^torch==\(.*\)+cpu/torch==\1/' > requirements/lock.txt
 
 clean:
-	rm -rf $(VENV) build var lumen/common lumen/embeddings lumen/nlp lumen/vision lumen/gateway $(PROTO_STAMP)
+	rm -rf $(VENV) build var clients/node/gen clients/node/dist clients/node/node_modules lumen/common lumen/embeddings lumen/nlp lumen/vision lumen/gateway $(PROTO_STAMP)

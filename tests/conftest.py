@@ -1,11 +1,40 @@
-"""Fixtures shared by every test: offline settings, real servers on port 0."""
+"""Fixtures shared by every test: offline settings, and the whole suite as real
+processes on free ports (one suite per session, shared by tests/e2e and tests/clients)."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tools.suite import COMPONENTS, Suite, free_port, start_suite
 
 # No hub: a model that is not on disk must fail at once.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@pytest.fixture(scope="session")
+def suite_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model repository per service, made by the same set-up the Makefile runs."""
+    from services.embeddings import setup_models
+
+    root = tmp_path_factory.mktemp("suite-models")
+    setup_models.main(root / "embeddings")
+    for name in ("nlp", "vision"):
+        (root / name).mkdir()
+    return root
+
+
+@pytest.fixture(scope="session")
+def suite(suite_models: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Suite]:
+    logs = tmp_path_factory.mktemp("suite-logs")
+    env = {f"LUMEN_{n.upper()}_MODEL_REPOSITORY": str(suite_models / n) for n in ("nlp", "vision", "embeddings")}
+    env["LUMEN_EMBEDDINGS_COLLECTIONS_DIR"] = str(tmp_path_factory.mktemp("collections"))
+    running = start_suite(ports={name: free_port() for name in COMPONENTS}, env=env, log_dir=logs)
+    yield running
+    running.stop()
