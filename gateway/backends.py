@@ -4,7 +4,8 @@ Each backend gets one grpc.aio channel with a service config: round_robin over
 every address DNS returns (headless Services give one per pod) and retries with
 backoff on UNAVAILABLE for idempotent methods. A backend that is down fails
 calls at once with UNAVAILABLE (no wait_for_ready) and is used again as soon as
-it answers: the channel reconnects on its own.
+it answers: the channel reconnects on its own. With backend_tls_* settings the
+channels use TLS, and mTLS when the gateway has a client certificate.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import grpc
 import grpc.aio
@@ -45,6 +48,25 @@ def service_config(retry_services: Sequence[str], attempts: int) -> str:
     return json.dumps(config)
 
 
+@dataclass(frozen=True)
+class BackendTls:
+    """TLS to the backends: the CA that signs their certificates, and the gateway's own for mTLS."""
+
+    ca_file: str
+    cert_file: str = ""
+    key_file: str = ""
+    server_name: str = ""
+
+    def credentials(self) -> grpc.ChannelCredentials:
+        if bool(self.cert_file) != bool(self.key_file):
+            raise ValueError("backend_tls_cert_file and backend_tls_key_file go together")
+        return grpc.ssl_channel_credentials(
+            root_certificates=Path(self.ca_file).read_bytes(),
+            private_key=Path(self.key_file).read_bytes() if self.key_file else None,
+            certificate_chain=Path(self.cert_file).read_bytes() if self.cert_file else None,
+        )
+
+
 @dataclass
 class Backend:
     name: str  # "embeddings"
@@ -54,20 +76,31 @@ class Backend:
     channel: grpc.aio.Channel = field(init=False)
     serving: bool = field(default=False, init=False)
 
-    def open(self, max_message_bytes: int, attempts: int) -> None:
-        self.channel = grpc.aio.insecure_channel(
-            self.address,
-            options=[
-                ("grpc.service_config", service_config(self.retry_services, attempts)),
-                ("grpc.enable_retries", 1),
-                ("grpc.max_receive_message_length", max_message_bytes),
-                ("grpc.max_send_message_length", max_message_bytes),
-                # Notice a dead backend quickly and come back fast when it returns.
-                ("grpc.keepalive_time_ms", 20_000),
-                ("grpc.initial_reconnect_backoff_ms", 200),
-                ("grpc.max_reconnect_backoff_ms", 2_000),
-            ],
-        )
+    def open(
+        self, max_message_bytes: int, attempts: int, tls: BackendTls | None = None, keepalive_s: int = 20
+    ) -> None:
+        options: list[tuple[str, Any]] = [
+            ("grpc.service_config", service_config(self.retry_services, attempts)),
+            ("grpc.enable_retries", 1),
+            ("grpc.max_receive_message_length", max_message_bytes),
+            ("grpc.max_send_message_length", max_message_bytes),
+            # Notice a silently vanished backend (node lost, network cut; a crashed process resets
+            # its connections and is noticed at once). The interval must not be shorter than the
+            # backends' minimum ping interval (lumen servers allow 10 s, shared/server.py; stock
+            # gRPC servers 5 minutes): a backend pinged more often answers GOAWAY too_many_pings
+            # and drops every call on that connection.
+            ("grpc.keepalive_time_ms", keepalive_s * 1000),
+            ("grpc.keepalive_timeout_ms", 20_000),
+            # Come back fast when a backend returns.
+            ("grpc.initial_reconnect_backoff_ms", 200),
+            ("grpc.max_reconnect_backoff_ms", 2_000),
+        ]
+        if tls is None:
+            self.channel = grpc.aio.insecure_channel(self.address, options=options)
+            return
+        if tls.server_name:
+            options.append(("grpc.ssl_target_name_override", tls.server_name))
+        self.channel = grpc.aio.secure_channel(self.address, tls.credentials(), options=options)
 
     async def close(self) -> None:
         await self.channel.close()

@@ -2,7 +2,9 @@
 lumen.embeddings.v1.EmbeddingService (and every other forwarded service) on its
 own address and relays each call to the owning backend as raw bytes, never
 parsing the payload. Deadlines, cancellation, the request id and the backend's
-status with its google.rpc details all travel through.
+status with its google.rpc details all travel through; so does the backend's
+trailing metadata of a successful call, whose usage (lumen-usage-bin) the key
+interceptor (gateway.auth) counts against the caller's quota.
 """
 
 from __future__ import annotations
@@ -15,12 +17,23 @@ import grpc.aio
 from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
 
 from gateway.backends import Backend, outgoing_metadata
+from shared.interceptors import REQUEST_ID_KEY
+
+
+def _relayable(metadata: Any) -> tuple[tuple[str, str | bytes], ...]:
+    # The gateway's own interceptor adds x-request-id (the same id the backend got).
+    return tuple((key, value) for key, value in metadata or () if key != REQUEST_ID_KEY)
 
 
 async def relay_error(context: grpc.aio.ServicerContext, exc: grpc.aio.AioRpcError) -> None:
     """End the client's call with the backend's code, message and details."""
-    trailing = tuple((key, value) for key, value in exc.trailing_metadata() or () if key != "x-request-id")
-    await context.abort(exc.code(), exc.details() or "", trailing)
+    await context.abort(exc.code(), exc.details() or "", _relayable(exc.trailing_metadata()))
+
+
+async def relay_trailers(context: grpc.aio.ServicerContext, call: Any) -> None:
+    """Pass the backend's trailing metadata of a successful call on: its usage (lumen-usage-bin),
+    which the key interceptor also counts, and whatever else the backend reports."""
+    context.set_trailing_metadata(_relayable(await call.trailing_metadata()))
 
 
 def _timeout(context: grpc.aio.ServicerContext, default: float | None) -> float | None:
@@ -33,13 +46,14 @@ def _unary_request(backend: Backend, path: str, streaming_response: bool, defaul
         unary = backend.channel.unary_unary(path)
 
         async def unary_unary(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+            call = unary(request, timeout=_timeout(context, default_timeout), metadata=outgoing_metadata(context))
             try:
-                return await unary(
-                    request, timeout=_timeout(context, default_timeout), metadata=outgoing_metadata(context)
-                )
+                response = await call
             except grpc.aio.AioRpcError as exc:
                 await relay_error(context, exc)
                 raise  # unreachable: abort raises
+            await relay_trailers(context, call)
+            return response
 
         return grpc.unary_unary_rpc_method_handler(unary_unary)
 
@@ -62,12 +76,14 @@ def _stream_request(backend: Backend, path: str, streaming_response: bool, defau
                 requests, timeout=_timeout(context, default_timeout), metadata=outgoing_metadata(context)
             )
             try:
-                return await call
+                response = await call
             except grpc.aio.AioRpcError as exc:
                 await relay_error(context, exc)
                 raise
             finally:
                 call.cancel()
+            await relay_trailers(context, call)
+            return response
 
         return grpc.stream_unary_rpc_method_handler(stream_unary)
 
@@ -90,6 +106,7 @@ async def _relay_stream(call: Any, context: grpc.aio.ServicerContext) -> AsyncIt
         await relay_error(context, exc)
     finally:
         call.cancel()
+    await relay_trailers(context, call)
 
 
 def _method_handler(backend: Backend, path: str, method: MethodDescriptor, default_timeout: float | None):

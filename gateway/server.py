@@ -8,11 +8,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 from grpc_health.v1 import health_pb2
 
-from gateway.backends import Backend, watch_health
+from gateway.auth import Guard, KeyInterceptor
+from gateway.backends import Backend, BackendTls, watch_health
 from gateway.forwarding import forwarding_handler
+from gateway.key_store import KeyStore
 from gateway.servicer import GatewayServicer
 from gateway.settings import GatewaySettings
 from lumen.embeddings.v1 import embeddings_pb2
@@ -34,6 +37,7 @@ IDEMPOTENT_SERVICES = {
     "embeddings": ("lumen.embeddings.v1.EmbeddingService", "lumen.embeddings.v1.WordEmbeddingService"),
 }
 BACKEND_FILES = {"nlp": nlp_pb2, "vision": vision_pb2, "embeddings": embeddings_pb2}
+GATEWAY_SERVICE = gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"].full_name
 
 
 @dataclass
@@ -42,6 +46,7 @@ class Gateway:
     server: RunningServer
     backends: dict[str, Backend]
     watchers: list[asyncio.Task[None]]
+    guard: Guard
 
     @property
     def port(self) -> int:
@@ -59,38 +64,56 @@ class Gateway:
             await backend.close()
 
 
+def backend_tls(settings: GatewaySettings) -> BackendTls | None:
+    if not settings.backend_tls_ca_file:
+        return None
+    return BackendTls(
+        settings.backend_tls_ca_file,
+        settings.backend_tls_cert_file,
+        settings.backend_tls_key_file,
+        settings.backend_tls_server_name,
+    )
+
+
 def make_backends(settings: GatewaySettings) -> dict[str, Backend]:
     addresses = {
         "nlp": settings.nlp_address,
         "vision": settings.vision_address,
         "embeddings": settings.embeddings_address,
     }
+    tls = backend_tls(settings)
     backends = {}
     for name, module in BACKEND_FILES.items():
         services = tuple(s.full_name for s in module.DESCRIPTOR.services_by_name.values())
         backend = Backend(name, addresses[name], services, IDEMPOTENT_SERVICES[name])
-        backend.open(settings.max_message_bytes, settings.retry_attempts)
+        backend.open(settings.max_message_bytes, settings.retry_attempts, tls, settings.backend_keepalive_s)
         backends[name] = backend
     return backends
 
 
+def make_guard(settings: GatewaySettings, backends: dict[str, Backend]) -> Guard:
+    """Key checks: the permission each service needs, and the key store (None: keys off)."""
+    routes = {service: backend.name for backend in backends.values() for service in backend.services}
+    routes[GATEWAY_SERVICE] = "gateway"
+    store = KeyStore(Path(settings.keys_file), settings.keys_reload_s) if settings.keys_file else None
+    if store is None:
+        logger.warning("API keys are off (LUMEN_GATEWAY_KEYS_FILE is empty): every call is accepted")
+    return Guard(store, routes)
+
+
 async def start(settings: GatewaySettings) -> Gateway:
     backends = make_backends(settings)
+    guard = make_guard(settings, backends)
     handlers = [
         forwarding_handler(backend, service, settings.default_timeout_s)
         for backend in backends.values()
         for service in BACKEND_FILES[backend.name].DESCRIPTOR.services_by_name.values()
     ]
-    gateway_service = gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"].full_name
+    servicer = GatewayServicer(backends, settings.default_timeout_s, guard, settings.deadline_margin_ms / 1000)
     server = await create_server(
         settings,
-        [
-            Registration(
-                gateway_pb2_grpc.add_GatewayServiceServicer_to_server,
-                GatewayServicer(backends, settings.default_timeout_s),
-                gateway_service,
-            )
-        ],
+        [Registration(gateway_pb2_grpc.add_GatewayServiceServicer_to_server, servicer, GATEWAY_SERVICE)],
+        extra_interceptors=[KeyInterceptor(guard)],
         generic_handlers=handlers,
         extra_service_names=[s for b in backends.values() for s in b.services],
     )
@@ -98,7 +121,7 @@ async def start(settings: GatewaySettings) -> Gateway:
     # partial results); each forwarded service's health follows its backend's.
     serving = health_pb2.HealthCheckResponse.SERVING
     await server.health.set("", serving)
-    await server.health.set(gateway_service, serving)
+    await server.health.set(GATEWAY_SERVICE, serving)
 
     async def on_change(backend: Backend, is_serving: bool) -> None:
         if backend.serving != is_serving:
@@ -111,7 +134,7 @@ async def start(settings: GatewaySettings) -> Gateway:
     for backend in backends.values():
         await on_change(backend, False)
     watchers = [asyncio.create_task(watch_health(b, on_change)) for b in backends.values()]
-    return Gateway(settings, server, backends, watchers)
+    return Gateway(settings, server, backends, watchers, guard)
 
 
 def main() -> None:

@@ -1,9 +1,9 @@
 """lumen.gateway.v1.GatewayService: what no single backend answers.
 
 ListModels fans out to every backend in parallel and returns what answered,
-with a status per backend. The composite calls (AnalyzeText, AnnotateImage,
-IndexDocuments, SemanticSearch) and GetUsage come with the gateway issue; until
-then the generated base class answers UNIMPLEMENTED.
+with a status per backend. The composite calls live in their own modules
+(analyze_text, annotate_image, semantic); GetUsage reads the key interceptor's
+ledger (gateway.auth).
 """
 
 from __future__ import annotations
@@ -13,17 +13,62 @@ import asyncio
 import grpc
 from google.rpc import code_pb2, status_pb2
 
+from gateway.analyze_text import analyze_text
+from gateway.annotate_image import annotate_image
+from gateway.auth import Guard, caller
 from gateway.backends import Backend, outgoing_metadata
+from gateway.fanout import Budget
+from gateway.scope import Scope
+from gateway.semantic import index_documents, semantic_search
+from gateway.usage_report import usage_report
 from lumen.common.v1 import common_pb2, common_pb2_grpc
 from lumen.gateway.v1 import gateway_pb2 as pb
 from lumen.gateway.v1 import gateway_pb2_grpc as pb_grpc
-from shared.errors import InvalidArgument
+from shared.errors import InvalidArgument, NotFound, PermissionDenied
 
 
 class GatewayServicer(pb_grpc.GatewayServiceServicer):
-    def __init__(self, backends: dict[str, Backend], default_timeout_s: float) -> None:
+    def __init__(
+        self, backends: dict[str, Backend], default_timeout_s: float, guard: Guard, deadline_margin_s: float = 0.1
+    ) -> None:
         self.backends = backends
         self.default_timeout_s = default_timeout_s
+        self.guard = guard
+        self.deadline_margin_s = deadline_margin_s
+
+    def _scope(self, context: grpc.aio.ServicerContext, part_timeout_ms: int = 0) -> Scope:
+        budget = Budget.of(context, self.default_timeout_s, self.deadline_margin_s, part_timeout_ms)
+        return Scope(self.backends, caller(), outgoing_metadata(context), budget)
+
+    async def AnalyzeText(
+        self, request: pb.AnalyzeTextRequest, context: grpc.aio.ServicerContext
+    ) -> pb.AnalyzeTextResponse:
+        return await analyze_text(self._scope(context, request.part_timeout_ms), request)
+
+    async def AnnotateImage(
+        self, request: pb.AnnotateImageRequest, context: grpc.aio.ServicerContext
+    ) -> pb.AnnotateImageResponse:
+        return await annotate_image(self._scope(context, request.part_timeout_ms), request)
+
+    async def IndexDocuments(
+        self, request: pb.IndexDocumentsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.IndexDocumentsResponse:
+        return await index_documents(self._scope(context), request)
+
+    async def SemanticSearch(
+        self, request: pb.SemanticSearchRequest, context: grpc.aio.ServicerContext
+    ) -> pb.SemanticSearchResponse:
+        return await semantic_search(self._scope(context, request.part_timeout_ms), request)
+
+    async def GetUsage(self, request: pb.GetUsageRequest, context: grpc.aio.ServicerContext) -> pb.GetUsageResponse:
+        me = caller()
+        key_id = request.key_id or me.id
+        if key_id != me.id and not me.admin:
+            raise PermissionDenied(f"key {me.id!r} may read only its own usage (key_id empty or {me.id!r})")
+        key = self.guard.known_key(key_id)
+        if key is None:
+            raise NotFound("key", key_id, "key_id")
+        return usage_report(key, self.guard.ledger.period(key))
 
     async def ListModels(
         self, request: pb.ListModelsRequest, context: grpc.aio.ServicerContext

@@ -1,4 +1,9 @@
-"""Settings of the gateway (environment prefix LUMEN_GATEWAY_)."""
+"""Settings of the gateway (environment prefix LUMEN_GATEWAY_).
+
+TLS towards clients uses the shared server fields (LUMEN_GATEWAY_TLS_CERT_FILE,
+_TLS_KEY_FILE, _TLS_CLIENT_CA_FILE); the backend_tls_* fields below secure the
+gateway's own channels to the model services.
+"""
 
 from __future__ import annotations
 
@@ -19,3 +24,28 @@ class GatewaySettings(ServerSettings):
         30.0, "Deadline given to a backend call when the client sent none (generation streams excepted)."
     )
     retry_attempts: int = setting(3, "Attempts (first included) of idempotent calls that get UNAVAILABLE.")
+    backend_keepalive_s: int = setting(
+        20,
+        "Seconds between keepalive pings on the backend channels; at least the backends' minimum ping "
+        "interval (10 s for lumen services; 300 s for stock gRPC servers), or the backends drop the "
+        "connection with GOAWAY too_many_pings.",
+    )
+    keys_file: str = setting(
+        "",
+        "JSON file of API keys (hashes only; see `python -m gateway.keys`). Empty turns keys off: every call "
+        "is accepted and counted under the key id 'local' (local development; deploy/ sets a file).",
+    )
+    keys_reload_s: float = setting(5.0, "How often the keys file is checked for changes (new or revoked keys).")
+    deadline_margin_ms: int = setting(
+        100,
+        "Composite calls answer this long before the caller's deadline (at most a fifth of the time left), "
+        "so that the parts that finished still reach the caller.",
+    )
+    backend_tls_ca_file: str = setting(
+        "", "PEM CA bundle that signs the backends' certificates; set to call the backends over TLS."
+    )
+    backend_tls_cert_file: str = setting("", "PEM client certificate the gateway presents to backends (mTLS).")
+    backend_tls_key_file: str = setting("", "PEM private key of backend_tls_cert_file.")
+    backend_tls_server_name: str = setting(
+        "", "Name to verify in the backends' certificates instead of the target's host name (e.g. 'lumen-backend')."
+    )

@@ -89,6 +89,11 @@ class ServerSettings:
     log_format: str = setting("text", "'text' for humans or 'json' for one JSON object per line.")
     metrics_port: int = setting(0, "Port of the Prometheus /metrics endpoint; 0 turns it off.")
     reflection: bool = setting(True, "Serve gRPC server reflection (grpc.reflection.v1alpha).")
+    tls_cert_file: str = setting("", "PEM certificate chain of this server; set with tls_key_file to serve TLS only.")
+    tls_key_file: str = setting("", "PEM private key of tls_cert_file.")
+    tls_client_ca_file: str = setting(
+        "", "PEM CA bundle; when set (with TLS on), clients must present a certificate it signed (mTLS)."
+    )
 
 
 @dataclasses.dataclass
