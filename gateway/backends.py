@@ -76,9 +76,7 @@ class Backend:
     channel: grpc.aio.Channel = field(init=False)
     serving: bool = field(default=False, init=False)
 
-    def open(
-        self, max_message_bytes: int, attempts: int, tls: BackendTls | None = None, keepalive_s: int = 20
-    ) -> None:
+    def open(self, max_message_bytes: int, attempts: int, tls: BackendTls | None = None, keepalive_s: int = 20) -> None:
         options: list[tuple[str, Any]] = [
             ("grpc.service_config", service_config(self.retry_services, attempts)),
             ("grpc.enable_retries", 1),
