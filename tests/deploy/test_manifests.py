@@ -142,6 +142,17 @@ def test_gateway_reaches_each_backend_through_its_headless_service(rendered: Ren
         assert settings[f"LUMEN_GATEWAY_{backend.upper()}_ADDRESS"] == expected
 
 
+def test_api_keys_are_on_and_read_from_a_secret(rendered: Rendered) -> None:
+    gateway = rendered.get("Deployment", "gateway")
+    keys_file = Path(env(gateway)["LUMEN_GATEWAY_KEYS_FILE"])
+    pod = gateway["spec"]["template"]["spec"]
+    [mount] = [m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "keys"]
+    assert keys_file.parent == Path(mount["mountPath"]) and mount["readOnly"]
+    [volume] = [v for v in pod["volumes"] if v["name"] == "keys"]
+    secret = rendered.get("Secret", volume["secret"]["secretName"])
+    assert keys_file.name in secret["data"]
+
+
 def test_gpu_only_where_asked(rendered: Rendered) -> None:
     gpu = rendered.name == "gpu"
     for deployment in rendered.deployments():
