@@ -29,7 +29,7 @@ from gateway.key_store import LOCAL_KEY, ApiKey, KeyStore
 from gateway.limits import Ledger, Refusal, add_usage
 from lumen.common.v1 import common_pb2
 from shared.errors import PermissionDenied, ResourceExhausted, Unauthenticated
-from shared.interceptors import USAGE_KEY, usage_of
+from shared.interceptors import USAGE_KEY, is_infrastructure, usage_of, wrap_handler
 
 GET_USAGE = "/lumen.gateway.v1.GatewayService/GetUsage"
 BEARER = "bearer "
@@ -133,19 +133,9 @@ class KeyInterceptor(grpc.aio.ServerInterceptor):
     ) -> grpc.RpcMethodHandler:
         handler = await continuation(handler_call_details)
         method = handler_call_details.method
-        if handler is None or method.startswith("/grpc."):
+        if handler is None or is_infrastructure(method):
             return handler
-        kwargs = {
-            "request_deserializer": handler.request_deserializer,
-            "response_serializer": handler.response_serializer,
-        }
-        if handler.unary_unary:
-            return grpc.unary_unary_rpc_method_handler(self._unary(method, handler.unary_unary), **kwargs)
-        if handler.stream_unary:
-            return grpc.stream_unary_rpc_method_handler(self._unary(method, handler.stream_unary), **kwargs)
-        if handler.unary_stream:
-            return grpc.unary_stream_rpc_method_handler(self._streaming(method, handler.unary_stream), **kwargs)
-        return grpc.stream_stream_rpc_method_handler(self._streaming(method, handler.stream_stream), **kwargs)
+        return wrap_handler(handler, lambda b: self._unary(method, b), lambda b: self._streaming(method, b))
 
     def _start(self, method: str, context: grpc.aio.ServicerContext) -> tuple[ApiKey, contextvars.Token, bool]:
         key = self.guard.admit(context.invocation_metadata(), method)

@@ -130,6 +130,34 @@ def _wrap_streaming(method: str, behavior: Callable[..., Any]) -> Callable[..., 
     return wrapped
 
 
+Behavior = Callable[..., Any]
+
+
+def wrap_handler(
+    handler: grpc.RpcMethodHandler,
+    unary: Callable[[Behavior], Behavior],
+    streaming: Callable[[Behavior], Behavior],
+) -> grpc.RpcMethodHandler:
+    """The same handler with its behavior wrapped: ``unary`` for calls with one
+    response, ``streaming`` for calls with a response stream."""
+    kwargs = {
+        "request_deserializer": handler.request_deserializer,
+        "response_serializer": handler.response_serializer,
+    }
+    if handler.unary_unary:
+        return grpc.unary_unary_rpc_method_handler(unary(handler.unary_unary), **kwargs)
+    if handler.stream_unary:
+        return grpc.stream_unary_rpc_method_handler(unary(handler.stream_unary), **kwargs)
+    if handler.unary_stream:
+        return grpc.unary_stream_rpc_method_handler(streaming(handler.unary_stream), **kwargs)
+    return grpc.stream_stream_rpc_method_handler(streaming(handler.stream_stream), **kwargs)
+
+
+def is_infrastructure(method: str) -> bool:
+    """Health probes and reflection: no access log, no metrics, no API key."""
+    return method.startswith("/grpc.")
+
+
 class ServerInterceptor(grpc.aio.ServerInterceptor):
     async def intercept_service(
         self,
@@ -138,17 +166,6 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
     ) -> grpc.RpcMethodHandler:
         handler = await continuation(handler_call_details)
         method = handler_call_details.method
-        # Health probes and reflection are infrastructure: no access log, no metrics.
-        if handler is None or method.startswith("/grpc."):
+        if handler is None or is_infrastructure(method):
             return handler
-        kwargs = {
-            "request_deserializer": handler.request_deserializer,
-            "response_serializer": handler.response_serializer,
-        }
-        if handler.unary_unary:
-            return grpc.unary_unary_rpc_method_handler(_wrap_unary(method, handler.unary_unary), **kwargs)
-        if handler.stream_unary:
-            return grpc.stream_unary_rpc_method_handler(_wrap_unary(method, handler.stream_unary), **kwargs)
-        if handler.unary_stream:
-            return grpc.unary_stream_rpc_method_handler(_wrap_streaming(method, handler.unary_stream), **kwargs)
-        return grpc.stream_stream_rpc_method_handler(_wrap_streaming(method, handler.stream_stream), **kwargs)
+        return wrap_handler(handler, lambda b: _wrap_unary(method, b), lambda b: _wrap_streaming(method, b))
