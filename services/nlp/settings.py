@@ -10,3 +10,23 @@ from shared.settings import ModelServerSettings, setting
 @dataclass
 class NlpSettings(ModelServerSettings):
     port: int = setting(50052, "TCP port of the nlp service.")
+    max_text_chars: int = setting(100_000, "Longest text (or prompt, or chat in total) accepted, in characters.")
+    max_new_tokens: int = setting(1024, "Most tokens one generation may ask for (GenerationParams.max_new_tokens).")
+    default_new_tokens: int = setting(256, "Tokens generated when a request leaves max_new_tokens at 0.")
+    default_classifier: str = setting(
+        "pang-lee-minilm-head",
+        "Model of ClassifyText when the request names none (if absent: the repository's default classifier).",
+    )
+    default_sentiment: str = setting("vader", "Model of AnalyzeSentiment when the request names none.")
+    default_language: str = setting("py3langid", "Model of DetectLanguage when the request names none.")
+    default_zero_shot: str = setting(
+        "minilm-zero-shot",
+        "Model of ClassifyZeroShot when the request names none (if absent: the repository's default).",
+    )
+    default_entities: str = setting(
+        "", "Model of ExtractEntities when the request names none; empty: the repository's default, if any."
+    )
+    default_generator: str = setting(
+        "smollm2-135m-instruct",
+        "Causal LM of Generate, GenerateStream, TransformText and the tokenizer RPCs when the request names none.",
+    )

@@ -1,0 +1,173 @@
+"""Text-analysis data plane: classification (supervised and zero-shot),
+sentiment, language, entities. Checks what callers can get wrong (typed errors
+naming the field), picks the model, runs it through its dynamic batcher."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+import numpy as np
+
+from services.nlp import tasks
+from services.nlp.interfaces import ClassScores, TextClassifierModel
+from services.nlp.items import Outcome, check_count, check_texts
+from services.nlp.lookup import ModelLookup
+from services.nlp.runtime_hf_entities import STRATEGIES, HfEntityTagger, Tagged
+from services.nlp.runtime_langid import LangidModel, restrict
+from services.nlp.runtime_vader import VaderSentiment
+from services.nlp.runtime_zero_shot import Embedded, EmbeddingZeroShot
+from services.nlp.sentiment_labels import Polarity, SentimentClasses, vader_label
+from services.nlp.settings import NlpSettings
+from shared.errors import InvalidArgument
+from shared.repository import Entry, ModelRepository
+
+T = TypeVar("T")
+Ranked = list[tuple[str, float]]  # (label, score), best first
+
+MAX_CLASSIFY, MAX_ZERO_SHOT, MAX_LABELS, MAX_LABEL_CHARS = 64, 32, 64, 256
+MAX_LANGUAGE_TEXTS, MAX_LANGUAGES, MAX_CANDIDATE_LANGUAGES = 256, 10, 200
+MAX_ENTITY_TEXTS, MAX_TEMPLATE_CHARS = 32, 512
+DEFAULT_TEMPLATE = "This example is {}."
+
+
+@dataclass(frozen=True)
+class Answer(Generic[T]):
+    results: list[Outcome[T]]
+    tokens: int
+    entry: Entry
+
+
+@dataclass(frozen=True)
+class SentimentResult:
+    polarity: Polarity
+    classes: Ranked  # the model's own classes, highest first
+
+
+def ranked(labels: list[str], scores: np.ndarray, top_k: int) -> Ranked:
+    order = np.argsort(-scores, kind="stable")[:top_k]
+    return [(labels[i], float(scores[i])) for i in order]
+
+
+class TextAnalysis:
+    def __init__(self, repository: ModelRepository, settings: NlpSettings) -> None:
+        self.models = ModelLookup(repository)
+        self.settings = settings
+
+    async def classify(self, texts: list[str], name: str, version: str, top_k: int) -> Answer[Ranked]:
+        check_count(texts, "texts", MAX_CLASSIFY)
+        top_k = top_k or 5
+        if top_k > 1000:
+            raise InvalidArgument("top_k", f"must be between 1 and 1000, got {top_k}")
+        entry = self.models.entry(name, version, tasks.CLASSIFIERS, self.settings.default_classifier)
+        model = self.models.runtime(entry, TextClassifierModel, "class scores")
+        checked = check_texts(texts, "texts", self.settings.max_text_chars)
+        scores: list[ClassScores] = await entry.predict(checked.texts(texts)) if checked.valid else []
+        results = [ranked(model.labels, s.scores, top_k) for s in scores]
+        return Answer(checked.merge(len(texts), results), sum(s.tokens for s in scores), entry)
+
+    async def zero_shot(
+        self,
+        texts: list[str],
+        labels: list[str],
+        name: str,
+        version: str,
+        template: str,
+        multi_label: bool,
+        top_k: int,
+    ) -> Answer[Ranked]:
+        check_count(texts, "texts", MAX_ZERO_SHOT)
+        _check_labels(labels)
+        if template and (len(template) > MAX_TEMPLATE_CHARS or template.count("{}") != 1):
+            raise InvalidArgument(
+                "hypothesis_template", f"must hold exactly one '{{}}' in at most {MAX_TEMPLATE_CHARS} characters"
+            )
+        if top_k > MAX_LABELS:
+            raise InvalidArgument("top_k", f"must be between 0 and {MAX_LABELS}, got {top_k}")
+        entry = self.models.entry(name, version, (tasks.ZERO_SHOT,), self.settings.default_zero_shot)
+        model = self.models.runtime(entry, EmbeddingZeroShot, "zero-shot scoring")
+        checked = check_texts(texts, "texts", self.settings.max_text_chars)
+        valid = checked.texts(texts)
+        # Labels ride in the same batch as the texts: one pass of the encoder.
+        embedded: list[Embedded] = await entry.predict(valid + labels) if valid else []
+        text_vectors = np.stack([e.vector for e in embedded[: len(valid)]]) if valid else np.zeros((0, 1))
+        label_vectors = np.stack([e.vector for e in embedded[len(valid) :]]) if valid else np.zeros((0, 1))
+        scores = model.scores(text_vectors, label_vectors, multi_label) if valid else []
+        results = [ranked(labels, row, top_k or len(labels)) for row in scores]
+        return Answer(checked.merge(len(texts), results), sum(e.tokens for e in embedded), entry)
+
+    async def sentiment(self, texts: list[str], name: str, version: str) -> Answer[SentimentResult]:
+        check_count(texts, "texts", MAX_CLASSIFY)
+        entry = self.models.entry(
+            name, version, (tasks.SENTIMENT, tasks.TEXT_CLASSIFICATION), self.settings.default_sentiment
+        )
+        checked = check_texts(texts, "texts", self.settings.max_text_chars)
+        valid = checked.texts(texts)
+        if isinstance(entry.model, VaderSentiment):
+            raw: list[dict[str, float]] = await entry.predict(valid) if valid else []
+            results = [_vader_result(r) for r in raw]
+            return Answer(checked.merge(len(texts), results), 0, entry)
+        model = self.models.runtime(entry, TextClassifierModel, "sentiment classes")
+        classes = SentimentClasses.of(entry.config.name, model.labels, entry.config.parameters.get("sentiment_labels"))
+        scores: list[ClassScores] = await entry.predict(valid) if valid else []
+        results = [
+            SentimentResult(classes.polarity(s.scores), ranked(model.labels, s.scores, len(model.labels)))
+            for s in scores
+        ]
+        return Answer(checked.merge(len(texts), results), sum(s.tokens for s in scores), entry)
+
+    async def languages(
+        self, texts: list[str], name: str, version: str, top_k: int, candidates: list[str]
+    ) -> Answer[Ranked]:
+        check_count(texts, "texts", MAX_LANGUAGE_TEXTS)
+        top_k = top_k or 1
+        if top_k > MAX_LANGUAGES:
+            raise InvalidArgument("top_k", f"must be between 1 and {MAX_LANGUAGES}, got {top_k}")
+        check_count(candidates, "candidate_languages", MAX_CANDIDATE_LANGUAGES, minimum=0)
+        entry = self.models.entry(name, version, (tasks.LANGUAGE_DETECTION,), self.settings.default_language)
+        model = self.models.runtime(entry, LangidModel, "language ranking")
+        for i, code in enumerate(candidates):
+            if code not in model.languages:
+                raise InvalidArgument(
+                    f"candidate_languages[{i}]", f"{code!r} is not a language {entry.config.name} knows"
+                )
+        checked = check_texts(texts, "texts", self.settings.max_text_chars)
+        rankings: list[Ranked] = await entry.predict(checked.texts(texts)) if checked.valid else []
+        if candidates:
+            rankings = [restrict(r, frozenset(candidates)) for r in rankings]
+        return Answer(checked.merge(len(texts), [r[:top_k] for r in rankings]), 0, entry)
+
+    async def entities(
+        self, texts: list[str], name: str, version: str, strategy: str, min_score: float
+    ) -> Answer[Tagged]:
+        check_count(texts, "texts", MAX_ENTITY_TEXTS)
+        if strategy not in STRATEGIES:
+            raise InvalidArgument("aggregation", f"unknown aggregation {strategy!r}")
+        if math.isnan(min_score) or not 0.0 <= min_score <= 1.0:
+            raise InvalidArgument("min_score", f"must be in [0, 1], got {min_score}")
+        entry = self.models.entry(name, version, (tasks.TOKEN_CLASSIFICATION,), self.settings.default_entities)
+        self.models.runtime(entry, HfEntityTagger, "token classification")
+        checked = check_texts(texts, "texts", self.settings.max_text_chars)
+        tagged: list[Tagged] = (
+            await entry.predict([(t, strategy) for t in checked.texts(texts)]) if checked.valid else []
+        )
+        kept = [Tagged([e for e in t.entities if e.score >= min_score], t.tokens) for t in tagged]
+        return Answer(checked.merge(len(texts), kept), sum(t.tokens for t in tagged), entry)
+
+
+def _check_labels(labels: list[str]) -> None:
+    check_count(labels, "candidate_labels", MAX_LABELS)
+    seen: set[str] = set()
+    for i, label in enumerate(labels):
+        if not label.strip() or len(label) > MAX_LABEL_CHARS:
+            raise InvalidArgument(f"candidate_labels[{i}]", f"must be 1 to {MAX_LABEL_CHARS} characters, not blank")
+        if label in seen:
+            raise InvalidArgument(f"candidate_labels[{i}]", f"{label!r} is given twice")
+        seen.add(label)
+
+
+def _vader_result(scores: dict[str, float]) -> SentimentResult:
+    compound = float(scores["compound"])
+    classes = sorted(((k, float(scores[k])) for k in ("neg", "neu", "pos")), key=lambda kv: -kv[1])
+    return SentimentResult(Polarity(compound, vader_label(compound)), classes)

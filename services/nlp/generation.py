@@ -1,0 +1,198 @@
+"""Generation data plane: Generate, GenerateStream and TransformText.
+
+Free generation goes to a causal LM's GenerationScheduler (token-interleaved,
+see generation_scheduler). Text-to-text goes to an encoder-decoder model in
+one padded batch, or, by default, to the instruct model with a prompt
+template per task (transform_prompts), one scheduled generation per text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from contextlib import aclosing
+from dataclasses import dataclass
+
+from services.nlp import tasks
+from services.nlp.generation_params import Decoding, DecodingRequest, check_chat, check_prompt, resolve
+from services.nlp.generation_scheduler import Event, Failed, Finished, GenerationJob, GenerationResult
+from services.nlp.items import Checked, Outcome, check_count, check_texts
+from services.nlp.lookup import ModelLookup
+from services.nlp.runtime_causal_lm import CausalLM
+from services.nlp.runtime_seq2seq import Seq2SeqModel, Transformed
+from services.nlp.settings import NlpSettings
+from services.nlp.transform_prompts import REWRITE, TRANSLATE, instruct_messages, language_name
+from shared.errors import FailedPrecondition, InvalidArgument, LumenError
+from shared.repository import Entry, ModelRepository
+
+MAX_TRANSFORM_TEXTS, MAX_INSTRUCTION_CHARS = 16, 2000
+Messages = Sequence[tuple[str, str]]  # (role, content)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    entry: Entry
+    model: CausalLM
+    job: GenerationJob
+
+
+@dataclass(frozen=True)
+class TransformAnswer:
+    results: list[Outcome[Transformed]]
+    input_tokens: int
+    output_tokens: int
+    entry: Entry
+
+
+class Generation:
+    def __init__(self, repository: ModelRepository, settings: NlpSettings) -> None:
+        self.models = ModelLookup(repository)
+        self.settings = settings
+
+    def _decoding(self, model: CausalLM | Seq2SeqModel, params: DecodingRequest) -> Decoding:
+        defaults = model.defaults if isinstance(model, CausalLM) else {}
+        return resolve(params, defaults, self.settings.max_new_tokens, self.settings.default_new_tokens)
+
+    def _causal(self, name: str, version: str) -> tuple[Entry, CausalLM]:
+        entry = self.models.entry(name, version, (tasks.TEXT_GENERATION,), self.settings.default_generator)
+        return entry, self.models.runtime(entry, CausalLM, "causal generation")
+
+    async def prepare(
+        self, name: str, version: str, prompt: str | None, chat: Messages | None, params: DecodingRequest
+    ) -> Prepared:
+        """Checks everything and tokenizes the input; nothing runs yet."""
+        if (prompt is None) == (chat is None):
+            raise InvalidArgument("input", "set exactly one of prompt and chat")
+        entry, model = self._causal(name, version)
+        decoding = self._decoding(model, params)
+        if prompt is not None:
+            check_prompt(prompt, self.settings.max_text_chars)
+            ids, field = await asyncio.to_thread(model.encode_prompt, prompt), "prompt"
+        else:
+            assert chat is not None
+            check_chat(chat, self.settings.max_text_chars)
+            ids, field = await self._encode_chat(model, chat), "chat"
+        self._check_room(model, len(ids), field)
+        return Prepared(entry, model, model.job(ids, decoding.max_new_tokens, decoding.sampling, decoding.stop))
+
+    async def _encode_chat(self, model: CausalLM, chat: Messages) -> list[int]:
+        if not model.has_chat_template:
+            raise FailedPrecondition(f"chat: model {model.config.name!r} has no chat template; send a prompt")
+        messages = [{"role": role, "content": content} for role, content in chat]
+        return await asyncio.to_thread(model.encode_chat, messages)
+
+    @staticmethod
+    def _check_room(model: CausalLM | Seq2SeqModel, tokens: int, field: str) -> None:
+        if tokens >= model.context_length:
+            raise InvalidArgument(
+                field, f"is {tokens} tokens; the model's context holds {model.context_length} with the output"
+            )
+
+    async def events(self, prepared: Prepared) -> AsyncIterator[Event]:
+        """Text deltas, then Finished; an error in the model is raised. Leaving early cancels generation."""
+        # aclosing: when our caller leaves, the scheduler's iterator is closed at
+        # once (cancelling the job), not whenever the garbage collector gets to it.
+        async with aclosing(prepared.model.scheduler.events(prepared.job)) as events:
+            async for event in events:
+                if isinstance(event, Failed):
+                    raise event.error
+                yield event
+
+    async def generate(self, prepared: Prepared) -> GenerationResult:
+        async with aclosing(self.events(prepared)) as events:
+            async for event in events:
+                if isinstance(event, Finished):
+                    return event.result
+        raise RuntimeError("generation ended without a result")
+
+    # --- text-to-text ----------------------------------------------------------
+    async def transform(
+        self,
+        name: str,
+        version: str,
+        task: str,
+        texts: list[str],
+        instruction: str,
+        source: str,
+        target: str,
+        params: DecodingRequest,
+    ) -> TransformAnswer:
+        if not task:
+            raise InvalidArgument("task", "must be SUMMARIZE, TRANSLATE or REWRITE")
+        check_count(texts, "texts", MAX_TRANSFORM_TEXTS)
+        if len(instruction) > MAX_INSTRUCTION_CHARS:
+            raise InvalidArgument("instruction", f"has {len(instruction)} characters; at most {MAX_INSTRUCTION_CHARS}")
+        if task == REWRITE and not instruction.strip():
+            raise InvalidArgument("instruction", "is required to REWRITE")
+        for value, field in ((source, "source_language"), (target, "target_language")):
+            if value:
+                language_name(value, field)
+        if task == TRANSLATE and not target:
+            raise InvalidArgument("target_language", "is required to TRANSLATE")
+        entry = self.models.entry(
+            name, version, (tasks.TEXT_TO_TEXT, tasks.TEXT_GENERATION), self.settings.default_generator
+        )
+        checked = check_texts(texts, "texts", self.settings.max_text_chars)
+        if isinstance(entry.model, Seq2SeqModel):
+            return await self._seq2seq(entry, entry.model, checked, texts, task, instruction, source, target, params)
+        model = self.models.runtime(entry, CausalLM, "text-to-text generation")
+        if not model.has_chat_template:
+            raise InvalidArgument("model", f"{model.config.name!r} has no chat template to drive with instructions")
+        decoding = self._decoding(model, params)
+        errors = dict(checked.errors)
+        jobs: dict[int, GenerationJob] = {}
+        for i in checked.valid:
+            ids = await asyncio.to_thread(
+                model.encode_chat, instruct_messages(task, texts[i], instruction, source, target)
+            )
+            if len(ids) >= model.context_length:
+                errors[i] = InvalidArgument(
+                    f"texts[{i}]", f"is {len(ids)} tokens with the prompt; too long for the model"
+                )
+            else:
+                jobs[i] = model.job(ids, decoding.max_new_tokens, decoding.sampling, decoding.stop)
+        done = await asyncio.gather(*(self.generate(Prepared(entry, model, job)) for job in jobs.values()))
+        by_index = dict(zip(jobs, done, strict=True))
+        results: list[Outcome[Transformed]] = [
+            errors[i]
+            if i in errors
+            else Transformed(
+                by_index[i].text, by_index[i].finish_reason, by_index[i].stop_sequence, by_index[i].output_tokens
+            )
+            for i in range(len(texts))
+        ]
+        return TransformAnswer(results, sum(r.prompt_tokens for r in done), sum(r.output_tokens for r in done), entry)
+
+    async def _seq2seq(
+        self,
+        entry: Entry,
+        model: Seq2SeqModel,
+        checked: Checked,
+        texts: list[str],
+        task: str,
+        instruction: str,
+        source: str,
+        target: str,
+        params: DecodingRequest,
+    ) -> TransformAnswer:
+        decoding = self._decoding(model, params)
+        errors: dict[int, LumenError] = dict(checked.errors)
+        inputs: dict[int, list[int]] = {}
+        for i in checked.valid:
+            ids = await asyncio.to_thread(model.encode, model.render(task, texts[i], instruction, source, target))
+            if len(ids) > model.context_length:
+                errors[i] = InvalidArgument(
+                    f"texts[{i}]", f"is {len(ids)} tokens; the model reads at most {model.context_length}"
+                )
+            else:
+                inputs[i] = ids
+        outputs: list[Transformed] = []
+        if inputs:
+            outputs = await asyncio.to_thread(
+                model.transform, list(inputs.values()), decoding.max_new_tokens, decoding.sampling, decoding.stop
+            )
+        by_index = dict(zip(inputs, outputs, strict=True))
+        results: list[Outcome[Transformed]] = [errors[i] if i in errors else by_index[i] for i in range(len(texts))]
+        return TransformAnswer(
+            results, sum(len(ids) for ids in inputs.values()), sum(o.output_tokens for o in outputs), entry
+        )

@@ -1,0 +1,61 @@
+"""What the nlp data plane asks of runtimes, beyond shared.model.Model.
+
+Runtimes subclass these so that the data plane can check, with isinstance,
+that the model a request names can do what the RPC needs (a tokenizer, class
+probabilities...) and answer INVALID_ARGUMENT naming "model" when it cannot.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from shared.model import Model, ModelConfig
+
+
+@dataclass(frozen=True)
+class ClassScores:
+    """One text's scores over the classifier's labels, in the order of ``labels``."""
+
+    scores: np.ndarray  # float32 (n_labels,), each in [0, 1]
+    tokens: int  # tokens the model read (0 when it has no tokenizer)
+
+
+class TextClassifierModel(Model):
+    """A supervised text classifier: fixed labels, one score per label."""
+
+    labels: list[str]
+    multi_label: bool = False
+
+    def predict(self, batch: list[str]) -> Sequence[ClassScores]:
+        raise NotImplementedError
+
+
+class TokenizerModel(Model):
+    """A model whose Hugging Face tokenizer answers Tokenize and CountTokens.
+
+    Fast tokenizers are not safe to reconfigure (truncation, padding) from two
+    threads at once ("Already borrowed"), so every use goes through ``tokenizer_lock``.
+    """
+
+    tokenizer: Any
+    context_length: int
+
+    def __init__(self, config: ModelConfig, device: str) -> None:
+        super().__init__(config, device)
+        self.tokenizer_lock = threading.Lock()
+
+
+def context_length_of(tokenizer: Any, model_config: Any, fallback: int = 512) -> int:
+    """Longest sequence the model takes: its position table, else the tokenizer's own limit."""
+    for attr in ("max_position_embeddings", "n_positions", "max_seq_len"):
+        value = getattr(model_config, attr, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    limit = getattr(tokenizer, "model_max_length", None)
+    # Tokenizers without a limit report a huge sentinel (1e30).
+    return int(limit) if isinstance(limit, int) and 0 < limit < 1_000_000 else fallback

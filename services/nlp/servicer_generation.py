@@ -1,0 +1,93 @@
+"""lumen.nlp.v1.TextGenerationService: protos in, the Generation data plane, protos out.
+
+GenerateStream yields one message per text delta as the scheduler produces
+it; when the caller cancels, grpc cancels this coroutine, which leaves the
+event iterator and so cancels the generation (see generation_scheduler).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+
+import grpc
+
+from lumen.common.v1 import common_pb2
+from lumen.nlp.v1 import nlp_pb2 as pb
+from lumen.nlp.v1 import nlp_pb2_grpc as pb_grpc
+from services.nlp.convert import FINISH, TASKS, decoding, generation_input, status
+from services.nlp.generation import Generation, Prepared
+from services.nlp.generation_scheduler import Finished
+from services.nlp.runtime_seq2seq import Transformed
+from shared.errors import InvalidArgument
+from shared.repository_servicer import model_info
+
+
+class TextGenerationServicer(pb_grpc.TextGenerationServiceServicer):
+    def __init__(self, generation: Generation, service: str) -> None:
+        self.generation = generation
+        self.service = service
+
+    async def _prepare(self, request: pb.GenerateRequest | pb.GenerateStreamRequest) -> Prepared:
+        prompt, chat = generation_input(request)
+        return await self.generation.prepare(
+            request.model.name, request.model.version, prompt, chat, decoding(request.params)
+        )
+
+    async def Generate(self, request: pb.GenerateRequest, context: grpc.aio.ServicerContext) -> pb.GenerateResponse:
+        prepared = await self._prepare(request)
+        result = await self.generation.generate(prepared)
+        return pb.GenerateResponse(
+            text=result.text,
+            finish_reason=FINISH[result.finish_reason],
+            stop_sequence=result.stop_sequence,
+            seed=result.seed,
+            usage=common_pb2.Usage(input_tokens=result.prompt_tokens, output_tokens=result.output_tokens),
+            model=model_info(prepared.entry, self.service),
+        )
+
+    async def GenerateStream(
+        self, request: pb.GenerateStreamRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.GenerateStreamResponse]:
+        prepared = await self._prepare(request)
+        async with aclosing(self.generation.events(prepared)) as events:
+            async for event in events:
+                if isinstance(event, Finished):
+                    result = event.result
+                    yield pb.GenerateStreamResponse(
+                        finish_reason=FINISH[result.finish_reason],
+                        stop_sequence=result.stop_sequence,
+                        seed=result.seed,
+                        usage=common_pb2.Usage(input_tokens=result.prompt_tokens, output_tokens=result.output_tokens),
+                        model=model_info(prepared.entry, self.service),
+                    )
+                else:
+                    yield pb.GenerateStreamResponse(text=event.text, token_ids=event.token_ids)
+
+    async def TransformText(
+        self, request: pb.TransformTextRequest, context: grpc.aio.ServicerContext
+    ) -> pb.TransformTextResponse:
+        task = TASKS.get(request.task, "")
+        if request.task and not task:
+            raise InvalidArgument("task", f"unknown task {request.task}")
+        answer = await self.generation.transform(
+            request.model.name,
+            request.model.version,
+            task,
+            list(request.texts),
+            request.instruction,
+            request.source_language,
+            request.target_language,
+            decoding(request.params),
+        )
+        results = [
+            pb.TransformedText(text=r.text, finish_reason=FINISH[r.finish_reason], status=status(r))
+            if isinstance(r, Transformed)
+            else pb.TransformedText(status=status(r))
+            for r in answer.results
+        ]
+        return pb.TransformTextResponse(
+            results=results,
+            model=model_info(answer.entry, self.service),
+            usage=common_pb2.Usage(input_tokens=answer.input_tokens, output_tokens=answer.output_tokens),
+        )

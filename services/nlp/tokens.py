@@ -1,0 +1,104 @@
+"""Tokenizer data plane: Tokenize and CountTokens with any nlp model's
+Hugging Face tokenizer (fast tokenizers give code-point offsets)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from services.nlp import tasks
+from services.nlp.generation_params import check_chat
+from services.nlp.interfaces import TokenizerModel
+from services.nlp.items import Outcome, check_count, check_texts
+from services.nlp.lookup import ModelLookup
+from services.nlp.runtime_causal_lm import CausalLM
+from services.nlp.settings import NlpSettings
+from shared.errors import FailedPrecondition, InvalidArgument
+from shared.repository import Entry, ModelRepository
+
+MAX_TOKENIZE, MAX_COUNT = 64, 256
+
+
+@dataclass(frozen=True)
+class Piece:
+    id: int
+    piece: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class Counted:
+    counts: list[Outcome[int]]
+    context_length: int
+    entry: Entry
+
+
+def tokenize(model: TokenizerModel, texts: list[str], special: bool) -> list[list[Piece]]:
+    with model.tokenizer_lock:
+        encoded = model.tokenizer(texts, add_special_tokens=special, return_offsets_mapping=True)
+        out = []
+        for ids, offsets in zip(encoded["input_ids"], encoded["offset_mapping"], strict=True):
+            pieces = model.tokenizer.convert_ids_to_tokens(ids)
+            out.append(_pieces(ids, pieces, offsets, set(model.tokenizer.all_special_ids)))
+    return out
+
+
+def _pieces(
+    ids: Sequence[int], pieces: Sequence[str], offsets: Sequence[tuple[int, int]], special: set[int]
+) -> list[Piece]:
+    result, last_end = [], 0
+    for token_id, piece, (start, end) in zip(ids, pieces, offsets, strict=True):
+        if token_id in special and start == end:
+            start = end = last_end  # special tokens cover no text: an empty span where they sit
+        result.append(Piece(int(token_id), str(piece), int(start), int(end)))
+        last_end = end
+    return result
+
+
+def count(model: TokenizerModel, texts: list[str], special: bool) -> list[int]:
+    with model.tokenizer_lock:
+        return [len(ids) for ids in model.tokenizer(texts, add_special_tokens=special)["input_ids"]]
+
+
+class Tokens:
+    def __init__(self, repository: ModelRepository, settings: NlpSettings) -> None:
+        self.models = ModelLookup(repository)
+        self.settings = settings
+
+    def _model(self, name: str, version: str) -> tuple[Entry, TokenizerModel]:
+        entry = self.models.entry(name, version, tasks.WITH_TOKENIZER, self.settings.default_generator)
+        model = self.models.runtime(entry, TokenizerModel, "tokenizer")
+        if not getattr(model.tokenizer, "is_fast", False):
+            raise InvalidArgument("model", f"{entry.config.name!r} has no fast tokenizer to give offsets")
+        return entry, model
+
+    async def tokenize(
+        self, texts: list[str], name: str, version: str, special: bool
+    ) -> tuple[list[Outcome[list[Piece]]], Entry]:
+        check_count(texts, "texts", MAX_TOKENIZE)
+        entry, model = self._model(name, version)
+        checked = check_texts(texts, "texts", self.settings.max_text_chars, allow_empty=True)
+        valid = checked.texts(texts)
+        results = await asyncio.to_thread(tokenize, model, valid, special) if valid else []
+        return checked.merge(len(texts), results), entry
+
+    async def count(
+        self, texts: list[str], chat: Sequence[tuple[str, str]] | None, name: str, version: str, special: bool
+    ) -> Counted:
+        if (not texts) == (chat is None):
+            raise InvalidArgument("texts", "give exactly one of texts and chat")
+        entry, model = self._model(name, version)
+        if chat is not None:
+            check_chat(chat, self.settings.max_text_chars)
+            if not isinstance(model, CausalLM) or not model.has_chat_template:
+                raise FailedPrecondition(f"chat: model {entry.config.name!r} has no chat template")
+            messages = [{"role": role, "content": content} for role, content in chat]
+            ids = await asyncio.to_thread(model.encode_chat, messages)
+            return Counted([len(ids)], model.context_length, entry)
+        check_count(texts, "texts", MAX_COUNT)
+        checked = check_texts(texts, "texts", self.settings.max_text_chars, allow_empty=True)
+        valid = checked.texts(texts)
+        counts = await asyncio.to_thread(count, model, valid, special) if valid else []
+        return Counted(checked.merge(len(texts), counts), model.context_length, entry)
