@@ -13,9 +13,11 @@ import time
 
 import grpc
 import numpy as np
+from google.rpc import code_pb2
 
 from lumen.client import DEFAULT_ADDRESS, Client, vectors_of
 from lumen.common.v1 import common_pb2
+from lumen.nlp.v1 import nlp_pb2
 
 
 def _embed(client: Client, args: argparse.Namespace) -> None:
@@ -30,11 +32,47 @@ def _embed(client: Client, args: argparse.Namespace) -> None:
     print(f"{response.usage.input_tokens} tokens in {elapsed_ms:.1f} ms")
 
 
+def _analyze(client: Client, args: argparse.Namespace) -> None:
+    start = time.perf_counter()
+    response = client.analyze_text(args.text, args.features.split(","))
+    elapsed_ms = (time.perf_counter() - start) * 1e3
+    for name in ("language", "sentiment", "classification", "entities", "embedding"):
+        if not response.HasField(name):
+            continue
+        part = getattr(response, name)
+        if part.status.code:
+            print(f"{name:<15} {code_pb2.Code.Name(part.status.code)}: {part.status.message}")
+        elif name == "language":
+            print(f"{name:<15} " + ", ".join(f"{lang.language_code} {lang.confidence:.3f}" for lang in part.languages))
+        elif name == "sentiment":
+            print(
+                f"{name:<15} {nlp_pb2.SentimentLabel.Name(part.label).removeprefix('SENTIMENT_LABEL_').lower()} "
+                f"(score {part.score:+.3f}, {part.model.name})"
+            )
+        elif name == "classification":
+            print(f"{name:<15} " + ", ".join(f"{label.label} {label.score:.3f}" for label in part.labels))
+        elif name == "entities":
+            print(f"{name:<15} " + ", ".join(f"{e.text} ({e.label})" for e in part.entities))
+        else:
+            print(f"{name:<15} {part.embedding.dimension} dims ({part.model.name})")
+    print(f"{elapsed_ms:.1f} ms")
+
+
+def _chat(client: Client, args: argparse.Namespace) -> None:
+    start = time.perf_counter()
+    first = None
+    for text in client.chat_stream(args.message, args.max_new_tokens, args.seed):
+        first = first or time.perf_counter()
+        print(text, end="", flush=True)
+    end = time.perf_counter()
+    print(f"\n[first token {((first or end) - start) * 1e3:.0f} ms, total {(end - start) * 1e3:.0f} ms]")
+
+
 def _models(client: Client, args: argparse.Namespace) -> None:
     response = client.list_models(args.service)
     for model in response.models:
         state = common_pb2.ModelState.Name(model.state).removeprefix("MODEL_STATE_")
-        print(f"{model.service:<11} {model.name:<28} v{model.version:<4} {model.task:<20} {model.device:<7} {state}")
+        print(f"{model.service:<11} {model.name:<24} v{model.version:<6} {model.task:<25} {model.device:<7} {state}")
     for backend in response.backends:
         if backend.status.code:
             print(f"{backend.service:<11} unavailable: {backend.status.message}", file=sys.stderr)
@@ -57,6 +95,15 @@ def main(argv: list[str] | None = None) -> int:
     embed.add_argument("--model", default="")
     embed.add_argument("--normalize", action="store_true")
     embed.set_defaults(run=_embed)
+    analyze = commands.add_parser("analyze", help="composite text analysis (GatewayService.AnalyzeText)")
+    analyze.add_argument("text")
+    analyze.add_argument("--features", default="language,sentiment,embedding")
+    analyze.set_defaults(run=_analyze)
+    chat = commands.add_parser("chat", help="ask the instruct model; tokens print as they stream")
+    chat.add_argument("message")
+    chat.add_argument("--max-new-tokens", type=int, default=128)
+    chat.add_argument("--seed", type=int, default=None)
+    chat.set_defaults(run=_chat)
     models = commands.add_parser("models", help="models of every service")
     models.add_argument("--service", default="")
     models.set_defaults(run=_models)

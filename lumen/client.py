@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import grpc
 import numpy as np
@@ -12,6 +12,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from lumen.common.v1 import common_pb2
 from lumen.embeddings.v1 import embeddings_pb2, embeddings_pb2_grpc
 from lumen.gateway.v1 import gateway_pb2, gateway_pb2_grpc
+from lumen.nlp.v1 import nlp_pb2, nlp_pb2_grpc
 
 DEFAULT_ADDRESS = "localhost:50051"
 MAX_MESSAGE_BYTES = 32 * 1024 * 1024
@@ -46,6 +47,7 @@ class Client:
         )
         self.embeddings = embeddings_pb2_grpc.EmbeddingServiceStub(self.channel)
         self.gateway = gateway_pb2_grpc.GatewayServiceStub(self.channel)
+        self.generation = nlp_pb2_grpc.TextGenerationServiceStub(self.channel)
 
     def close(self) -> None:
         self.channel.close()
@@ -68,6 +70,29 @@ class Client:
             encoding=common_pb2.VECTOR_ENCODING_F32_BYTES,
         )
         return self.embeddings.Embed(request, timeout=self.timeout, metadata=self._metadata)
+
+    def analyze_text(self, text: str, features: Sequence[str] = ("language", "sentiment", "embedding")):
+        """AnalyzeText with the named features (language, sentiment, classification, entities, embedding)."""
+        request = gateway_pb2.AnalyzeTextRequest(
+            text=text,
+            features=[
+                gateway_pb2.TextFeature(type=gateway_pb2.TextFeatureType.Value(f"TEXT_FEATURE_TYPE_{f.upper()}"))
+                for f in features
+            ],
+        )
+        return self.gateway.AnalyzeText(request, timeout=self.timeout, metadata=self._metadata)
+
+    def chat_stream(self, message: str, max_new_tokens: int = 128, seed: int | None = None) -> Iterator[str]:
+        """One user message to the default instruct model; yields text as tokens arrive."""
+        params = nlp_pb2.GenerationParams(max_new_tokens=max_new_tokens)
+        if seed is not None:
+            params.seed = seed
+        request = nlp_pb2.GenerateStreamRequest(
+            chat=nlp_pb2.Conversation(messages=[nlp_pb2.ChatMessage(role=nlp_pb2.CHAT_ROLE_USER, content=message)]),
+            params=params,
+        )
+        for chunk in self.generation.GenerateStream(request, timeout=self.timeout, metadata=self._metadata):
+            yield chunk.text
 
     def list_models(self, service: str = "", task: str = "") -> gateway_pb2.ListModelsResponse:
         return self.gateway.ListModels(

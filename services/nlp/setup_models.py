@@ -71,6 +71,12 @@ def convert_gguf(gguf: Path, target: Path) -> None:
     start = time.perf_counter()
     tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    # The GGUF carries no sampling settings. Use what SmolLM2's model card recommends
+    # (temperature 0.2, top_p 0.9): at the library defaults (1.0, 1.0) a 135M model rambles.
+    # Callers still choose their own per request; temperature 0 is greedy.
+    model.generation_config.do_sample = True
+    model.generation_config.temperature = 0.2
+    model.generation_config.top_p = 0.9
     # The weights are dequantised on load; drop the GGUF marker so they save as plain safetensors.
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
