@@ -44,6 +44,7 @@ class ModelService:
     settings: ModelServerSettings
     server: RunningServer
     repository: ModelRepository
+    registrations: Sequence[Registration] = ()
 
     @property
     def port(self) -> int:
@@ -51,7 +52,14 @@ class ModelService:
 
     async def stop(self, grace_s: float | None = None) -> None:
         await self.server.stop(self.settings.grace_period_s if grace_s is None else grace_s)
+        await self.release()
+
+    async def release(self) -> None:
+        """After the drain: free the models, then close what the servicers hold open."""
         await self.repository.close()
+        for registration in self.registrations:
+            if registration.close is not None:
+                await asyncio.to_thread(registration.close)
 
 
 def repository_root(name: str, settings: ModelServerSettings) -> Path:
@@ -81,7 +89,7 @@ async def start(
     await server.set_serving(ready)
     if not ready:
         logger.error("some models failed to load; health stays NOT_SERVING (see ListModels)")
-    return ModelService(name, settings, server, repository)
+    return ModelService(name, settings, server, repository, regs)
 
 
 def main(name: str, settings_cls: type[ModelServerSettings], app_module: str) -> None:
@@ -98,6 +106,6 @@ def main(name: str, settings_cls: type[ModelServerSettings], app_module: str) ->
 
     async def serve() -> None:
         service = await start(name, settings, app.FACTORIES, app.registrations)
-        await run_until_signal(service.server, settings.grace_period_s, on_stop=service.repository.close)
+        await run_until_signal(service.server, settings.grace_period_s, on_stop=service.release)
 
     asyncio.run(serve())

@@ -30,11 +30,15 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Registration:
-    """A servicer to add: ``add(servicer, server)`` and its full service name."""
+    """A servicer to add: ``add(servicer, server)`` and its full service name.
+
+    ``close``, when given, runs once the server has stopped and drained (e.g. to
+    close the database the servicer writes to)."""
 
     add: Callable[[Any, grpc.aio.Server], None]
     servicer: Any
     service_name: str
+    close: Callable[[], None] | None = None
 
 
 @dataclass

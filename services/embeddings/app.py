@@ -47,5 +47,6 @@ def registrations(repository: ModelRepository, settings: EmbeddingsSettings) -> 
             embeddings_pb2_grpc.add_CollectionServiceServicer_to_server,
             CollectionServicer(Collections(store, embedder, settings)),
             services["CollectionService"].full_name,
+            close=store.close,
         ),
     ]

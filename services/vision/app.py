@@ -37,6 +37,7 @@ def galleries_dir(settings: VisionSettings) -> Path:
 def registrations(repository: ModelRepository, settings: VisionSettings) -> list[Registration]:  # type: ignore[override]
     services = vision_pb2.DESCRIPTOR.services_by_name
     analyzer = ImageAnalyzer(repository, settings)
+    galleries = GalleryStore(galleries_dir(settings))
     return [
         Registration(
             vision_pb2_grpc.add_ImageAnalysisServiceServicer_to_server,
@@ -45,7 +46,8 @@ def registrations(repository: ModelRepository, settings: VisionSettings) -> list
         ),
         Registration(
             vision_pb2_grpc.add_FaceRecognitionServiceServicer_to_server,
-            FaceRecognitionServicer(FaceRecognizer(analyzer, GalleryStore(galleries_dir(settings)))),
+            FaceRecognitionServicer(FaceRecognizer(analyzer, galleries)),
             services["FaceRecognitionService"].full_name,
+            close=galleries.close,
         ),
     ]
