@@ -19,9 +19,9 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -31,6 +31,7 @@ import numpy as np
 from services.embeddings.collection import Collection, StoredDocument
 from services.embeddings.collection_index import AnnConfig
 from services.embeddings.collection_metadata import Scalar
+from shared.durable_sqlite import open_durable, transaction
 from shared.errors import AlreadyExists, NotFound
 
 log = logging.getLogger(__name__)
@@ -72,17 +73,11 @@ class NewDocument:
 
 class CollectionStore:
     def __init__(self, directory: Path, ann: AnnConfig) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
         self.path = directory / DATABASE
         self.ann = ann
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="collections-db")
         # Opened here, then used only on the executor's one thread.
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-        if mode.lower() != "wal":
-            raise RuntimeError(f"{self.path}: SQLite refused WAL mode ({mode})")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(SCHEMA)
+        self._db = open_durable(self.path, SCHEMA)
         self._collections: dict[str, Collection] = {}
         self._load()
 
@@ -127,15 +122,8 @@ class CollectionStore:
     async def _run(self, fn: Callable[..., T], *args: object) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")  # returns once the WAL is fsynced (synchronous=FULL)
+    def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        return transaction(self._db)  # COMMIT returns once the WAL is fsynced
 
     async def create(self, name: str, model: str, dimension: int) -> Collection:
         return await self._run(self._create, name, model, dimension)

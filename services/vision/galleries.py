@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from shared.durable_sqlite import open_durable, transaction
 from shared.errors import AlreadyExists, InvalidArgument, NotFound, ResourceExhausted
 
 MAX_GALLERIES = 1000
@@ -90,14 +91,9 @@ def check_person_id(person_id: str, field: str = "person_id") -> None:
 
 class GalleryStore:
     def __init__(self, directory: Path) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
         self.path = directory / "galleries.sqlite3"
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        self._db.executescript(_SCHEMA)
+        self._db = open_durable(self.path, _SCHEMA)
         self._indexes: dict[str, _Index] = {}
 
     def close(self) -> None:
@@ -106,14 +102,8 @@ class GalleryStore:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")  # durable here: synchronous=FULL fsyncs the WAL
+        with self._lock, transaction(self._db) as db:  # durable on exit: synchronous=FULL
+            yield db
 
     def _gallery_row(self, db: sqlite3.Connection, name: str, field: str) -> tuple[str, int]:
         row = db.execute("SELECT model, dimension FROM galleries WHERE name = ?", (name,)).fetchone()
