@@ -11,30 +11,15 @@ import pytest
 from lumen.embeddings.v1 import embeddings_pb2 as pb
 from lumen.embeddings.v1 import embeddings_pb2_grpc as pb_grpc
 from shared.model_service import ModelService
-from tools.suite import free_port
+from tests.in_process import gateway_channel as in_process_gateway
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 async def gateway_channel(embeddings_service: ModelService) -> AsyncIterator[grpc.aio.Channel]:
-    from gateway import server as gateway_server
-    from gateway.settings import GatewaySettings
-
-    nowhere = f"127.0.0.1:{free_port()}"  # nlp and vision are not needed here
-    settings = GatewaySettings(
-        host="127.0.0.1",
-        port=0,
-        embeddings_address=f"127.0.0.1:{embeddings_service.port}",
-        nlp_address=nowhere,
-        vision_address=nowhere,
-    )
-    gateway = await gateway_server.start(settings)
-    try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{gateway.port}") as channel:
-            yield channel
-    finally:
-        await gateway.stop(0)
+    async with in_process_gateway(embeddings_address=f"127.0.0.1:{embeddings_service.port}") as channel:
+        yield channel
 
 
 async def test_word_and_collection_rpcs_through_the_gateway(gateway_channel, embeddings_channel) -> None:

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
 
-from gateway import server as gateway_server
 from gateway.key_store import ApiKey, hash_secret, new_secret, read_keys, write_keys
-from gateway.settings import GatewaySettings
-from tools.suite import Suite, free_port
+from tests.in_process import down_address, running_gateway  # noqa: F401 - re-exported for the gateway tests
+from tools.suite import Suite
 
 
 def add_key(path: Path, key_id: str, **limits: Any) -> str:
@@ -27,11 +25,6 @@ def add_key(path: Path, key_id: str, **limits: Any) -> str:
     return secret
 
 
-def down_address() -> str:
-    """An address where nothing listens: connections are refused at once."""
-    return f"127.0.0.1:{free_port()}"
-
-
 @pytest.fixture
 def hung_address() -> Iterator[str]:
     """A backend that accepts connections and never answers (a hung process, or a black-holed network)."""
@@ -39,25 +32,6 @@ def hung_address() -> Iterator[str]:
         listener.bind(("127.0.0.1", 0))
         listener.listen(16)
         yield f"127.0.0.1:{listener.getsockname()[1]}"
-
-
-@asynccontextmanager
-async def running_gateway(**overrides: Any) -> AsyncIterator[gateway_server.Gateway]:
-    """A gateway in this process; backends default to addresses where nothing listens."""
-    values: dict[str, Any] = {
-        "host": "127.0.0.1",
-        "port": 0,
-        "nlp_address": down_address(),
-        "vision_address": down_address(),
-        "embeddings_address": down_address(),
-        "default_timeout_s": 10.0,
-        **overrides,
-    }
-    gateway = await gateway_server.start(GatewaySettings(**values))
-    try:
-        yield gateway
-    finally:
-        await gateway.stop(0)
 
 
 @pytest.fixture(scope="module")

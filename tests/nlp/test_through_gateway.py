@@ -13,30 +13,15 @@ from lumen.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from lumen.nlp.v1 import nlp_pb2 as pb
 from lumen.nlp.v1 import nlp_pb2_grpc as pb_grpc
 from shared.model_service import ModelService
-from tools.suite import free_port
+from tests.in_process import gateway_channel as in_process_gateway
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 async def gateway_channel(nlp_service: ModelService) -> AsyncIterator[grpc.aio.Channel]:
-    from gateway import server as gateway_server
-    from gateway.settings import GatewaySettings
-
-    nowhere = f"127.0.0.1:{free_port()}"  # embeddings and vision are not needed here
-    settings = GatewaySettings(
-        host="127.0.0.1",
-        port=0,
-        nlp_address=f"127.0.0.1:{nlp_service.port}",
-        embeddings_address=nowhere,
-        vision_address=nowhere,
-    )
-    gateway = await gateway_server.start(settings)
-    try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{gateway.port}") as channel:
-            yield channel
-    finally:
-        await gateway.stop(0)
+    async with in_process_gateway(nlp_address=f"127.0.0.1:{nlp_service.port}") as channel:
+        yield channel
 
 
 async def test_generation_unary_and_streamed_through_the_gateway(gateway_channel, nlp_channel) -> None:

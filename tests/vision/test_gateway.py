@@ -8,12 +8,10 @@ import grpc
 import grpc.aio
 import pytest
 
-from gateway.server import Gateway
-from gateway.server import start as start_gateway
-from gateway.settings import GatewaySettings
 from lumen.vision.v1 import vision_pb2 as pb
 from lumen.vision.v1 import vision_pb2_grpc as pb_grpc
 from shared.model_service import ModelService
+from tests.in_process import gateway_channel as in_process_gateway
 from tests.vision import samples
 
 pytestmark = pytest.mark.slow
@@ -21,17 +19,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 async def gateway_channel(vision_service: ModelService) -> AsyncIterator[grpc.aio.Channel]:
-    settings = GatewaySettings(
-        host="127.0.0.1",
-        port=0,
-        vision_address=f"127.0.0.1:{vision_service.port}",
-        nlp_address="127.0.0.1:1",
-        embeddings_address="127.0.0.1:1",
-    )
-    gateway: Gateway = await start_gateway(settings)
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{gateway.port}") as channel:
+    async with in_process_gateway(vision_address=f"127.0.0.1:{vision_service.port}") as channel:
         yield channel
-    await gateway.stop(0)
 
 
 async def test_classify_and_galleries_through_the_gateway(gateway_channel, analysis) -> None:
