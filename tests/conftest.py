@@ -20,13 +20,19 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 @pytest.fixture(scope="session")
 def suite_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A model repository per service, made by the same set-up the Makefile runs."""
-    from services.embeddings import setup_models
+    """A model repository per service, made by the same set-up the Makefile runs.
+
+    nlp gets its packaged models (VADER, py3langid, the MiniLM zero-shot): real
+    models for AnalyzeText that need no LLM conversion and no training. Vision
+    stays empty.
+    """
+    from services.embeddings import setup_models as embeddings_models
+    from services.nlp import setup_models as nlp_models
 
     root = tmp_path_factory.mktemp("suite-models")
-    setup_models.main(root / "embeddings")
-    for name in ("nlp", "vision"):
-        (root / name).mkdir()
+    embeddings_models.main(root / "embeddings")
+    nlp_models.setup_packaged(root / "nlp")
+    (root / "vision").mkdir()
     return root
 
 

@@ -1,22 +1,28 @@
 // Calls the lumen gateway from C++: sentence embeddings (EmbeddingService.Embed,
-// forwarded by the gateway) and the merged model list (GatewayService.ListModels,
-// a fan-out to every backend).
+// forwarded by the gateway), the merged model list (GatewayService.ListModels,
+// a fan-out to every backend) and, per text, the composite
+// GatewayService.AnalyzeText (language, sentiment and embedding in parallel,
+// each part with its own status).
 //
 //   lumen-client [--address HOST:PORT] [--json] TEXT...
 //
 // The address defaults to $LUMEN_ADDRESS or localhost:50051; an API key in
 // $LUMEN_API_KEY is sent as "x-api-key". --json prints one JSON object for
 // scripts and tests: {"embed": EmbedResponse, "vectors": decoded vectors,
-// "models": ListModelsResponse}, the responses in proto3 JSON.
+// "models": ListModelsResponse, "analyze": [AnalyzeTextResponse per text],
+// "analyze_vectors": [decoded embedding per text, [] when that part failed]},
+// the responses in proto3 JSON.
 #include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <iostream>
 #include <memory>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -25,12 +31,14 @@
 
 #include "lumen/embeddings/v1/embeddings.grpc.pb.h"
 #include "lumen/gateway/v1/gateway.grpc.pb.h"
+#include "lumen/nlp/v1/nlp.pb.h"
 
 namespace {
 
 namespace common = lumen::common::v1;
 namespace embeddings = lumen::embeddings::v1;
 namespace gateway = lumen::gateway::v1;
+namespace nlp = lumen::nlp::v1;
 
 // The gateway accepts messages up to 32 MiB; gRPC would refuse replies over 4 MiB.
 constexpr int kMaxMessageBytes = 32 * 1024 * 1024;
@@ -72,35 +80,95 @@ std::string ToJson(const google::protobuf::Message& message) {
   return out;
 }
 
-void PrintJson(const embeddings::EmbedResponse& embedded, const gateway::ListModelsResponse& models) {
-  std::ostringstream vectors;
-  vectors << '[';
-  for (int i = 0; i < embedded.embeddings_size(); ++i) {
-    vectors << (i ? ",[" : "[");
-    const std::vector<float> values = Components(embedded.embeddings(i));
-    char number[32];
-    for (size_t j = 0; j < values.size(); ++j) {
-      std::snprintf(number, sizeof number, "%.9g", values[j]);  // 9 digits: a float32 round-trips
-      vectors << (j ? "," : "") << number;
-    }
-    vectors << ']';
+// A JSON array of a vector's values.
+std::string JsonArray(const std::vector<float>& values) {
+  std::ostringstream out;
+  out << '[';
+  char number[32];
+  for (size_t j = 0; j < values.size(); ++j) {
+    std::snprintf(number, sizeof number, "%.9g", values[j]);  // 9 digits: a float32 round-trips
+    out << (j ? "," : "") << number;
   }
-  vectors << ']';
-  std::cout << R"({"embed":)" << ToJson(embedded) << R"(,"vectors":)" << vectors.str() << R"(,"models":)"
-            << ToJson(models) << "}\n";
+  out << ']';
+  return out.str();
+}
+
+void PrintJson(const embeddings::EmbedResponse& embedded, const gateway::ListModelsResponse& models,
+               const std::vector<gateway::AnalyzeTextResponse>& analyzed) {
+  std::ostringstream vectors, analyses, analyze_vectors;
+  for (int i = 0; i < embedded.embeddings_size(); ++i) {
+    vectors << (i ? "," : "") << JsonArray(Components(embedded.embeddings(i)));
+  }
+  for (size_t i = 0; i < analyzed.size(); ++i) {
+    analyses << (i ? "," : "") << ToJson(analyzed[i]);
+    // An unset embedding decodes to no values: [] when that part failed.
+    analyze_vectors << (i ? "," : "") << JsonArray(Components(analyzed[i].embedding().embedding()));
+  }
+  std::cout << R"({"embed":)" << ToJson(embedded) << R"(,"vectors":[)" << vectors.str() << R"(],"models":)"
+            << ToJson(models) << R"(,"analyze":[)" << analyses.str() << R"(],"analyze_vectors":[)"
+            << analyze_vectors.str() << "]}\n";
+}
+
+// A vector in one line: "384 dims [first five, ...] norm N".
+std::string Describe(const std::vector<float>& values) {
+  double norm = 0;
+  for (float x : values) norm += static_cast<double>(x) * x;
+  std::ostringstream out;
+  out << values.size() << " dims [";
+  char number[32];
+  for (size_t j = 0; j < values.size() && j < 5; ++j) {
+    std::snprintf(number, sizeof number, "%.4f, ", values[j]);
+    out << number;
+  }
+  std::snprintf(number, sizeof number, "...] norm %.4f", std::sqrt(norm));
+  return out.str() + number;
+}
+
+// One part's line: "OK <result> (<model> v<version>)" or "code N: <why it
+// failed>"; a part the gateway did not return is missing.
+template <typename Part>
+void PrintPart(const char* name, bool present, const Part& part, const std::function<std::string()>& result) {
+  if (!present) {
+    std::printf("  %s: missing\n", name);
+  } else if (part.status().code() != 0) {
+    std::printf("  %s: code %d: %s\n", name, part.status().code(), part.status().message().c_str());
+  } else {
+    std::printf("  %s: OK %s (%s v%s)\n", name, result().c_str(), part.model().name().c_str(),
+                part.model().version().c_str());
+  }
+}
+
+void PrintAnalyses(const Options& options, const std::vector<gateway::AnalyzeTextResponse>& analyzed) {
+  char number[32];
+  for (size_t i = 0; i < analyzed.size(); ++i) {
+    const gateway::AnalyzeTextResponse& r = analyzed[i];
+    std::printf("analyze \"%s\"\n", options.texts[i].substr(0, 40).c_str());
+    PrintPart("language", r.has_language(), r.language(), [&] {
+      std::string scores;
+      for (const nlp::LanguageScore& l : r.language().languages()) {
+        std::snprintf(number, sizeof number, " %.4f", l.confidence());
+        scores += (scores.empty() ? "" : ", ") + l.language_code() + number;
+      }
+      return scores;
+    });
+    PrintPart("sentiment", r.has_sentiment(), r.sentiment(), [&] {
+      std::string label = nlp::SentimentLabel_Name(r.sentiment().label());
+      label = label.substr(label.find("SENTIMENT_LABEL_") == 0 ? 16 : 0);
+      std::snprintf(number, sizeof number, " %.4f", r.sentiment().score());
+      return label + number;
+    });
+    PrintPart("embedding", r.has_embedding(), r.embedding(),
+              [&] { return Describe(Components(r.embedding().embedding())); });
+  }
 }
 
 void PrintHuman(const Options& options, const embeddings::EmbedResponse& embedded,
-                const gateway::ListModelsResponse& models) {
+                const gateway::ListModelsResponse& models, const std::vector<gateway::AnalyzeTextResponse>& analyzed) {
   const common::ModelInfo& model = embedded.model();
   std::printf("model %s v%s on %s\n", model.name().c_str(), model.version().c_str(), model.device().c_str());
   for (int i = 0; i < embedded.embeddings_size(); ++i) {
-    const std::vector<float> values = Components(embedded.embeddings(i));
-    double norm = 0;
-    for (float x : values) norm += static_cast<double>(x) * x;
-    std::printf("  \"%s\": %zu dims [", options.texts[i].substr(0, 40).c_str(), values.size());
-    for (size_t j = 0; j < values.size() && j < 5; ++j) std::printf("%.4f, ", values[j]);
-    std::printf("...] norm %.4f\n", std::sqrt(norm));
+    std::printf("  \"%s\": %s\n", options.texts[i].substr(0, 40).c_str(),
+                Describe(Components(embedded.embeddings(i))).c_str());
   }
   std::printf("%llu input tokens\n", static_cast<unsigned long long>(embedded.usage().input_tokens()));
   for (const common::ModelInfo& m : models.models()) {
@@ -116,6 +184,7 @@ void PrintHuman(const Options& options, const embeddings::EmbedResponse& embedde
       std::printf("backend %s: code %d: %s\n", b.service().c_str(), b.status().code(), b.status().message().c_str());
     }
   }
+  PrintAnalyses(options, analyzed);
 }
 
 bool ParseArgs(int argc, char** argv, Options* options) {
@@ -161,15 +230,30 @@ int main(int argc, char** argv) {
   grpc::Status status = embeddings::EmbeddingService::NewStub(channel)->Embed(NewContext().get(), request, &embedded);
   if (!status.ok()) return Fail(status);
 
+  auto gateway_stub = gateway::GatewayService::NewStub(channel);
   gateway::ListModelsResponse models;
-  status = gateway::GatewayService::NewStub(channel)->ListModels(NewContext().get(), gateway::ListModelsRequest(),
-                                                                  &models);
+  status = gateway_stub->ListModels(NewContext().get(), gateway::ListModelsRequest(), &models);
   if (!status.ok()) return Fail(status);
 
+  // AnalyzeText takes one text: one call per text, one after the other, so
+  // each embedding is computed alone, as any single caller would get it.
+  gateway::AnalyzeTextRequest analyze;
+  for (gateway::TextFeatureType type : {gateway::TEXT_FEATURE_TYPE_LANGUAGE, gateway::TEXT_FEATURE_TYPE_SENTIMENT,
+                                        gateway::TEXT_FEATURE_TYPE_EMBEDDING}) {
+    analyze.add_features()->set_type(type);
+  }
+  analyze.set_embedding_encoding(common::VECTOR_ENCODING_F32_BYTES);
+  std::vector<gateway::AnalyzeTextResponse> analyzed(options.texts.size());
+  for (size_t i = 0; i < options.texts.size(); ++i) {
+    analyze.set_text(options.texts[i]);
+    status = gateway_stub->AnalyzeText(NewContext().get(), analyze, &analyzed[i]);
+    if (!status.ok()) return Fail(status);
+  }
+
   if (options.json) {
-    PrintJson(embedded, models);
+    PrintJson(embedded, models, analyzed);
   } else {
-    PrintHuman(options, embedded, models);
+    PrintHuman(options, embedded, models, analyzed);
   }
   return 0;
 }

@@ -1,19 +1,32 @@
 // Calls the lumen gateway from Node: sentence embeddings (EmbeddingService.Embed,
-// forwarded by the gateway) and the merged model list (GatewayService.ListModels,
-// a fan-out to every backend).
+// forwarded by the gateway), the merged model list (GatewayService.ListModels,
+// a fan-out to every backend) and, per text, the composite
+// GatewayService.AnalyzeText (language, sentiment and embedding in parallel,
+// each part with its own status).
 //
 //   node dist/src/client.js [--address HOST:PORT] [--json] TEXT...
 //
 // The address defaults to $LUMEN_ADDRESS or localhost:50051; an API key in
 // $LUMEN_API_KEY is sent as "x-api-key". --json prints one JSON object for scripts
 // and tests: {"embed": EmbedResponse, "vectors": decoded vectors, "models":
-// ListModelsResponse}, the responses in proto3 JSON.
+// ListModelsResponse, "analyze": [AnalyzeTextResponse per text],
+// "analyze_vectors": [decoded embedding per text, [] when that part failed]},
+// the responses in proto3 JSON.
 import { credentials, Metadata, type ServiceError } from "@grpc/grpc-js";
 import { parseArgs } from "node:util";
 
-import { modelStateToJSON, type Vector, VectorEncoding } from "../gen/lumen/common/v1/common.js";
+import type { Status } from "../gen/google/rpc/status.js";
+import { type ModelInfo, modelStateToJSON, type Vector, VectorEncoding } from "../gen/lumen/common/v1/common.js";
 import { EmbeddingServiceClient, EmbedRequest, EmbedResponse } from "../gen/lumen/embeddings/v1/embeddings.js";
-import { GatewayServiceClient, ListModelsRequest, ListModelsResponse } from "../gen/lumen/gateway/v1/gateway.js";
+import {
+  AnalyzeTextRequest,
+  AnalyzeTextResponse,
+  GatewayServiceClient,
+  ListModelsRequest,
+  ListModelsResponse,
+  TextFeatureType,
+} from "../gen/lumen/gateway/v1/gateway.js";
+import { sentimentLabelToJSON } from "../gen/lumen/nlp/v1/nlp.js";
 
 // The gateway accepts messages up to 32 MiB; grpc-js would refuse replies over 4 MiB.
 const MAX_MESSAGE_BYTES = 32 * 1024 * 1024;
@@ -42,16 +55,60 @@ export function components(vector: Vector): number[] {
   return Array.from({ length: vector.valuesF32.byteLength / 4 }, (_, i) => view.getFloat32(i * 4, true));
 }
 
+// "384 dims [first five, ...] norm N": a vector in one line.
+function describe(values: number[]): string {
+  const head = values.slice(0, 5).map((x) => x.toFixed(4)).join(", ");
+  const norm = Math.sqrt(values.reduce((sum, x) => sum + x * x, 0));
+  return `${values.length} dims [${head}, ...] norm ${norm.toFixed(4)}`;
+}
+
 function printEmbeddings(texts: string[], response: EmbedResponse): void {
   const model = response.model;
   console.log(`model ${model?.name} v${model?.version} on ${model?.device}`);
   response.embeddings.forEach((vector, i) => {
-    const values = components(vector);
-    const head = values.slice(0, 5).map((x) => x.toFixed(4)).join(", ");
-    const norm = Math.sqrt(values.reduce((sum, x) => sum + x * x, 0));
-    console.log(`  ${JSON.stringify(texts[i].slice(0, 40))}: ${values.length} dims [${head}, ...] norm ${norm.toFixed(4)}`);
+    console.log(`  ${JSON.stringify(texts[i].slice(0, 40))}: ${describe(components(vector))}`);
   });
   console.log(`${response.usage?.inputTokens ?? 0} input tokens`);
+}
+
+// The features every AnalyzeText call asks for, one part each in the response.
+const ANALYSES = [
+  TextFeatureType.TEXT_FEATURE_TYPE_LANGUAGE,
+  TextFeatureType.TEXT_FEATURE_TYPE_SENTIMENT,
+  TextFeatureType.TEXT_FEATURE_TYPE_EMBEDDING,
+];
+
+// One part's line: "OK <result> (<model> v<version>)" or "code N: <why it failed>".
+// A part the gateway did not return at all is reported as missing.
+function partLine<Part extends { status?: Status; model?: ModelInfo }>(
+  name: string,
+  part: Part | undefined,
+  result: (part: Part) => string,
+): string {
+  if (part === undefined) return `  ${name}: missing`;
+  const code = part.status?.code ?? 0;
+  if (code !== 0) return `  ${name}: code ${code}: ${part.status?.message}`;
+  return `  ${name}: OK ${result(part)} (${part.model?.name} v${part.model?.version})`;
+}
+
+function printAnalyses(texts: string[], analyses: AnalyzeTextResponse[]): void {
+  analyses.forEach((response, i) => {
+    console.log(`analyze ${JSON.stringify(texts[i].slice(0, 40))}`);
+    console.log(
+      partLine("language", response.language, (part) =>
+        part.languages.map((l) => `${l.languageCode} ${l.confidence.toFixed(4)}`).join(", "),
+      ),
+    );
+    console.log(
+      partLine("sentiment", response.sentiment, (part) => {
+        const label = sentimentLabelToJSON(part.label).replace("SENTIMENT_LABEL_", "");
+        return `${label} ${part.score.toFixed(4)}`;
+      }),
+    );
+    console.log(
+      partLine("embedding", response.embedding, (part) => describe(part.embedding ? components(part.embedding) : [])),
+    );
+  });
 }
 
 function printModels(response: ListModelsResponse): void {
@@ -92,14 +149,34 @@ async function main(): Promise<void> {
       metadata,
     );
     const models = await unary(gateway.listModels.bind(gateway), ListModelsRequest.fromPartial({}), metadata);
+    // AnalyzeText takes one text: one call per text, one after the other, so
+    // each embedding is computed alone, as any single caller would get it.
+    const analyses: AnalyzeTextResponse[] = [];
+    for (const text of texts) {
+      const request = AnalyzeTextRequest.fromPartial({
+        text,
+        features: ANALYSES.map((type) => ({ type })),
+        embeddingEncoding: VectorEncoding.VECTOR_ENCODING_F32_BYTES,
+      });
+      analyses.push(await unary(gateway.analyzeText.bind(gateway), request, metadata));
+    }
     if (flags.json) {
       const vectors = embedded.embeddings.map(components);
       console.log(
-        JSON.stringify({ embed: EmbedResponse.toJSON(embedded), vectors, models: ListModelsResponse.toJSON(models) }),
+        JSON.stringify({
+          embed: EmbedResponse.toJSON(embedded),
+          vectors,
+          models: ListModelsResponse.toJSON(models),
+          analyze: analyses.map((response) => AnalyzeTextResponse.toJSON(response)),
+          analyze_vectors: analyses.map((response) =>
+            response.embedding?.embedding ? components(response.embedding.embedding) : [],
+          ),
+        }),
       );
     } else {
       printEmbeddings(texts, embedded);
       printModels(models);
+      printAnalyses(texts, analyses);
     }
   } finally {
     embeddings.close();
