@@ -38,32 +38,25 @@ def _texts_status(result: Any) -> Any:
     return None if result.status.code == code_pb2.OK else renamed(result.status, "texts[0]", "text")
 
 
-async def _language(scope: Scope, request: pb.AnalyzeTextRequest, feature: pb.TextFeature, timeout_s: float):
+async def _ask_nlp(scope: Scope, rpc: str, request: Any, timeout_s: float) -> tuple[Any, Any, Any]:
+    """One single-text TextAnalysisService call: (reply, its one result, that result's failure or None)."""
     stub = nlp_pb2_grpc.TextAnalysisServiceStub(scope.channel("nlp"))
-    reply = await stub.DetectLanguage(
-        nlp_pb2.DetectLanguageRequest(model=feature.model, texts=[request.text], top_k=feature.max_results),
-        timeout=timeout_s,
-        metadata=scope.metadata,
-    )
+    reply = await getattr(stub, rpc)(request, timeout=timeout_s, metadata=scope.metadata)
     result = reply.results[0]
-    failed = _texts_status(result)
-    part = (
-        pb.LanguagePart(status=failed)
-        if failed
-        else pb.LanguagePart(status=OK, languages=result.languages, model=reply.model)
-    )
-    return part, reply.usage
+    return reply, result, _texts_status(result)
+
+
+async def _language(scope: Scope, request: pb.AnalyzeTextRequest, feature: pb.TextFeature, timeout_s: float):
+    ask = nlp_pb2.DetectLanguageRequest(model=feature.model, texts=[request.text], top_k=feature.max_results)
+    reply, result, failed = await _ask_nlp(scope, "DetectLanguage", ask, timeout_s)
+    if failed:
+        return pb.LanguagePart(status=failed), reply.usage
+    return pb.LanguagePart(status=OK, languages=result.languages, model=reply.model), reply.usage
 
 
 async def _sentiment(scope: Scope, request: pb.AnalyzeTextRequest, feature: pb.TextFeature, timeout_s: float):
-    stub = nlp_pb2_grpc.TextAnalysisServiceStub(scope.channel("nlp"))
-    reply = await stub.AnalyzeSentiment(
-        nlp_pb2.AnalyzeSentimentRequest(model=feature.model, texts=[request.text]),
-        timeout=timeout_s,
-        metadata=scope.metadata,
-    )
-    result = reply.results[0]
-    failed = _texts_status(result)
+    ask = nlp_pb2.AnalyzeSentimentRequest(model=feature.model, texts=[request.text])
+    reply, result, failed = await _ask_nlp(scope, "AnalyzeSentiment", ask, timeout_s)
     if failed:
         return pb.SentimentPart(status=failed), reply.usage
     part = pb.SentimentPart(
@@ -73,31 +66,16 @@ async def _sentiment(scope: Scope, request: pb.AnalyzeTextRequest, feature: pb.T
 
 
 async def _classification(scope: Scope, request: pb.AnalyzeTextRequest, feature: pb.TextFeature, timeout_s: float):
-    stub = nlp_pb2_grpc.TextAnalysisServiceStub(scope.channel("nlp"))
-    reply = await stub.ClassifyText(
-        nlp_pb2.ClassifyTextRequest(model=feature.model, texts=[request.text], top_k=feature.max_results),
-        timeout=timeout_s,
-        metadata=scope.metadata,
-    )
-    result = reply.results[0]
-    failed = _texts_status(result)
-    part = (
-        pb.ClassificationPart(status=failed)
-        if failed
-        else pb.ClassificationPart(status=OK, labels=result.labels, model=reply.model)
-    )
-    return part, reply.usage
+    ask = nlp_pb2.ClassifyTextRequest(model=feature.model, texts=[request.text], top_k=feature.max_results)
+    reply, result, failed = await _ask_nlp(scope, "ClassifyText", ask, timeout_s)
+    if failed:
+        return pb.ClassificationPart(status=failed), reply.usage
+    return pb.ClassificationPart(status=OK, labels=result.labels, model=reply.model), reply.usage
 
 
 async def _entities(scope: Scope, request: pb.AnalyzeTextRequest, feature: pb.TextFeature, timeout_s: float):
-    stub = nlp_pb2_grpc.TextAnalysisServiceStub(scope.channel("nlp"))
-    reply = await stub.ExtractEntities(
-        nlp_pb2.ExtractEntitiesRequest(model=feature.model, texts=[request.text]),
-        timeout=timeout_s,
-        metadata=scope.metadata,
-    )
-    result = reply.results[0]
-    failed = _texts_status(result)
+    ask = nlp_pb2.ExtractEntitiesRequest(model=feature.model, texts=[request.text])
+    reply, result, failed = await _ask_nlp(scope, "ExtractEntities", ask, timeout_s)
     if failed:
         return pb.EntitiesPart(status=failed), reply.usage
     entities = list(result.entities)
