@@ -29,7 +29,7 @@ from gateway.key_store import LOCAL_KEY, ApiKey, KeyStore
 from gateway.limits import Ledger, Refusal, add_usage
 from lumen.common.v1 import common_pb2
 from shared.errors import PermissionDenied, ResourceExhausted, Unauthenticated
-from shared.interceptors import USAGE_KEY, is_infrastructure, usage_of, wrap_handler
+from shared.interceptors import USAGE_KEY, WrappingInterceptor, usage_of
 
 GET_USAGE = "/lumen.gateway.v1.GatewayService/GetUsage"
 BEARER = "bearer "
@@ -122,20 +122,9 @@ class Guard:
             raise ResourceExhausted(refusal.message, subject=f"key:{key.id}", retry_after_s=refusal.retry_after_s)
 
 
-class KeyInterceptor(grpc.aio.ServerInterceptor):
+class KeyInterceptor(WrappingInterceptor):
     def __init__(self, guard: Guard) -> None:
         self.guard = guard
-
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(handler_call_details)
-        method = handler_call_details.method
-        if handler is None or is_infrastructure(method):
-            return handler
-        return wrap_handler(handler, lambda b: self._unary(method, b), lambda b: self._streaming(method, b))
 
     def _start(self, method: str, context: grpc.aio.ServicerContext) -> tuple[ApiKey, contextvars.Token, bool]:
         key = self.guard.admit(context.invocation_metadata(), method)
@@ -144,7 +133,7 @@ class KeyInterceptor(grpc.aio.ServerInterceptor):
             self.guard.ledger.admit(key, method)
         return key, _caller.set(key), counted
 
-    def _unary(self, method: str, behavior: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    def unary(self, method: str, behavior: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
         async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
             key, token, counted = self._start(method, context)
             ok, usage = False, None
@@ -159,7 +148,7 @@ class KeyInterceptor(grpc.aio.ServerInterceptor):
 
         return wrapped
 
-    def _streaming(self, method: str, behavior: Callable[..., Any]) -> Callable[..., AsyncIterator[Any]]:
+    def streaming(self, method: str, behavior: Callable[..., Any]) -> Callable[..., AsyncIterator[Any]]:
         async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             key, token, counted = self._start(method, context)
             ok, total = False, common_pb2.Usage()

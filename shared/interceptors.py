@@ -158,7 +158,16 @@ def is_infrastructure(method: str) -> bool:
     return method.startswith("/grpc.")
 
 
-class ServerInterceptor(grpc.aio.ServerInterceptor):
+class WrappingInterceptor(grpc.aio.ServerInterceptor):
+    """Wraps the behavior of every call but health and reflection: subclasses
+    give ``unary`` (one response) and ``streaming`` (a response stream)."""
+
+    def unary(self, method: str, behavior: Behavior) -> Behavior:
+        raise NotImplementedError
+
+    def streaming(self, method: str, behavior: Behavior) -> Behavior:
+        raise NotImplementedError
+
     async def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
@@ -168,4 +177,12 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
         method = handler_call_details.method
         if handler is None or is_infrastructure(method):
             return handler
-        return wrap_handler(handler, lambda b: _wrap_unary(method, b), lambda b: _wrap_streaming(method, b))
+        return wrap_handler(handler, lambda b: self.unary(method, b), lambda b: self.streaming(method, b))
+
+
+class ServerInterceptor(WrappingInterceptor):
+    def unary(self, method: str, behavior: Behavior) -> Behavior:
+        return _wrap_unary(method, behavior)
+
+    def streaming(self, method: str, behavior: Behavior) -> Behavior:
+        return _wrap_streaming(method, behavior)
