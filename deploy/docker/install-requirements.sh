@@ -13,6 +13,11 @@ torch_cpu_index="${3:-}"
 lock=requirements/lock.txt
 case "$device" in cpu | gpu) ;; *) echo "DEVICE must be cpu or gpu, not '$device'" >&2; exit 2 ;; esac
 
+# Build args a builder did not pass arrive empty: pip would read them as sources.
+[ -n "${PIP_FIND_LINKS:-}" ] || unset PIP_FIND_LINKS
+[ -n "${PIP_EXTRA_INDEX_URL:-}" ] || unset PIP_EXTRA_INDEX_URL
+[ -n "${PIP_CERT:-}" ] || unset PIP_CERT
+
 python -m venv /opt/venv
 pip() { /opt/venv/bin/pip --no-cache-dir --disable-pip-version-check "$@"; }
 
