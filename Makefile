@@ -20,7 +20,7 @@ export TOKENIZERS_PARALLELISM := false
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup venv protos models run test test-fast lint bench settings lock clean deploy-tools deploy-check client-toolchains clients
+.PHONY: setup venv protos models run test test-fast lint bench settings lock clean deploy-tools deploy-check client-toolchains clients images deploy-smoke
 
 setup: venv protos models
 
@@ -72,8 +72,10 @@ lint: setup $(BUF)
 	$(VENV)/bin/ruff check .
 	$(BUF) lint
 
+# tests/deploy/test_containers.py builds the images and runs them where podman
+# works (-rs prints the reason where it skips).
 test: lint deploy-tools clients
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q -rs
 
 # kubectl (kustomize) and kubernetes-validate into build/tools (idempotent).
 deploy-tools:
@@ -82,7 +84,17 @@ deploy-tools:
 # Renders every kustomize overlay, validates it offline (Kubernetes 1.30,
 # --strict) and checks the deploy invariants.
 deploy-check: setup deploy-tools
-	$(VENV)/bin/pytest -q tests/deploy
+	$(VENV)/bin/pytest -q -m "not slow" tests/deploy
+
+# The gateway and the three CPU model-service images, with podman (sets podman up
+# first; layers are cached, so an unchanged tree rebuilds nothing). DEVICE=gpu: GPU images.
+images:
+	nice -n 10 bash deploy/tools/images.sh
+
+# The images run as users run them: deploy/compose.yaml (podman-compose) and the CPU
+# overlay (podman kube play), each called through the gateway, then removed.
+deploy-smoke: setup deploy-tools images
+	LUMEN_REQUIRE_PODMAN=1 $(VENV)/bin/pytest -q -rs tests/deploy/test_containers.py
 
 # Go and gRPC C++ from Debian, ts-proto and grpc-js from npm (idempotent).
 client-toolchains:

@@ -91,7 +91,8 @@ def podman_compose() -> list[str]:
         shutil.rmtree(COMPOSE_VENV, ignore_errors=True)
         run(["python3", "-m", "venv", str(COMPOSE_VENV)])
         run([str(COMPOSE_VENV / "bin" / "pip"), "install", "--quiet", "-r", "deploy/tools/compose-requirements.txt"])
-    return [str(binary), "--podman-args=--runtime runc --cgroup-manager=cgroupfs"]
+    # --in-pod false: one container per service on the project network, as docker compose does.
+    return [str(binary), "--podman-args=--runtime runc --cgroup-manager=cgroupfs", "--in-pod", "false"]
 
 
 def wait_compose_healthy(container: str, timeout: float = 600.0) -> None:
