@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -56,13 +56,18 @@ class Postgres:
         connect_timeout_s: float = 2.0,
         statement_timeout_ms: int = 5000,
         max_idle: int = 8,
+        component: str = "",
+        steps: Sequence[str] = (),
     ) -> None:
+        """``steps``: ``component``'s schema, applied before the first statement (and retried until it is)."""
         self.url = url
         self.connect_timeout_s = connect_timeout_s
         self.statement_timeout_ms = statement_timeout_ms
         self.max_idle = max_idle
         self._idle: list[tuple[psycopg.Connection, float]] = []
         self._lock = threading.Lock()
+        self._schema: tuple[str, list[str]] | None = (component, list(steps)) if steps else None
+        self._schema_lock = threading.Lock()
 
     def _connect(self) -> psycopg.Connection:
         return psycopg.connect(
@@ -106,16 +111,15 @@ class Postgres:
             conn.close()
 
     @contextmanager
-    def transaction(self) -> Iterator[Tx]:
-        """BEGIN ... COMMIT on a pooled connection (durable on return); ROLLBACK on any exception."""
+    def _connection(self) -> Iterator[psycopg.Connection]:
+        """A pooled connection; failures to reach or keep the server become Unavailable."""
         try:
             conn = self._checkout()
         except psycopg.OperationalError as exc:
             self._drop_idle()
             raise Unavailable(f"the database is unreachable: {_first_line(exc)}") from None
         try:
-            with conn.transaction():
-                yield Tx(conn)
+            yield conn
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
             conn.close()
             self._drop_idle()
@@ -125,33 +129,58 @@ class Postgres:
             raise
         self._checkin(conn)
 
-    def migrate(self, component: str, steps: Sequence[str | Callable[[Tx], None]]) -> None:
-        """Apply the steps of ``component``'s schema not applied yet, in order.
+    @contextmanager
+    def transaction(self, repeatable_read: bool = False) -> Iterator[Tx]:
+        """BEGIN ... COMMIT on a pooled connection (durable on return); ROLLBACK on any exception.
 
-        Replicas starting at once serialise on an advisory lock taken inside the
-        transaction: the first applies the steps, the others then find them done.
+        ``repeatable_read``: every statement reads the one snapshot taken at the first.
         """
-        with self.transaction() as tx:
-            tx.execute("SELECT pg_advisory_xact_lock(hashtext('lumen-migrations'))")
-            tx.execute(
-                "CREATE TABLE IF NOT EXISTS lumen_migrations ("
-                "component TEXT NOT NULL, step INTEGER NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now(), "
-                "PRIMARY KEY (component, step))"
-            )
-            row = tx.execute(
-                "SELECT COALESCE(MAX(step), 0) FROM lumen_migrations WHERE component = ?", (component,)
-            ).fetchone()
-            done = int(row[0]) if row else 0
-            for number, step in enumerate(steps[done:], start=done + 1):
-                if callable(step):
-                    step(tx)
-                else:
-                    tx.execute(step)
-                tx.execute("INSERT INTO lumen_migrations (component, step) VALUES (?, ?)", (component, number))
-                log.info("%s: schema step %d applied", component, number)
+        self.ensure_schema()
+        with self._connection() as conn, conn.transaction():
+            if repeatable_read:
+                conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            yield Tx(conn)
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """One statement on its own (autocommit): one round trip."""
+        self.ensure_schema()
+        with self._connection() as conn:
+            return Tx(conn).execute(sql, params).fetchall()
+
+    def ensure_schema(self) -> None:
+        """Apply the schema given at construction once; a server away at start is retried by the next call."""
+        if self._schema is None:
+            return
+        with self._schema_lock:
+            if self._schema is None:
+                return
+            component, steps = self._schema
+            with self._connection() as conn, conn.transaction():
+                _migrate(Tx(conn), component, steps)
+            self._schema = None
 
     def close(self) -> None:
         self._drop_idle()
+
+
+def _migrate(tx: Tx, component: str, steps: Sequence[str]) -> None:
+    """Apply the steps of ``component``'s schema not applied yet, in order, in the caller's transaction.
+
+    Replicas starting at once serialise on an advisory lock held until COMMIT: the
+    first applies the steps, the others then find them done.
+    """
+    tx.execute("SELECT pg_advisory_xact_lock(hashtext('lumen-migrations'))")
+    tx.execute(
+        "CREATE TABLE IF NOT EXISTS lumen_migrations ("
+        "component TEXT NOT NULL, step INTEGER NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now(), "
+        "PRIMARY KEY (component, step))"
+    )
+    row = tx.execute("SELECT COALESCE(MAX(step), 0) FROM lumen_migrations WHERE component = ?", (component,)).fetchone()
+    done = int(row[0]) if row else 0
+    for number, step in enumerate(steps[done:], start=done + 1):
+        tx.execute(step)
+        tx.execute("INSERT INTO lumen_migrations (component, step) VALUES (?, ?)", (component, number))
+        log.info("%s: schema step %d applied", component, number)
 
 
 def _first_line(exc: BaseException) -> str:

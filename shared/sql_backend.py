@@ -8,6 +8,7 @@ blocking: stores call them from worker threads.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -16,6 +17,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from shared.durable_sqlite import migrate, open_durable, transaction
+from shared.errors import Unavailable
+
+log = logging.getLogger(__name__)
 
 
 class SqlBackend(Protocol):
@@ -65,14 +69,17 @@ class PostgresBackend:
     def __init__(self, url: str, component: str, steps: Sequence[str]) -> None:
         from shared.postgres import Postgres  # psycopg only where PostgreSQL is configured
 
-        self.pg = Postgres(url)
-        self.pg.migrate(component, steps)
+        self.pg = Postgres(url, component=component, steps=steps)
+        try:
+            self.pg.ensure_schema()
+        except Unavailable as exc:  # serve what needs no database; the first call retries the schema
+            log.warning("%s: PostgreSQL unreachable at start (%s); retrying on use", component, exc.message)
 
     def transaction(self) -> AbstractContextManager[Any]:
         return self.pg.transaction()
 
     def read(self) -> AbstractContextManager[Any]:
-        return self.pg.transaction()
+        return self.pg.transaction(repeatable_read=True)
 
     def is_unique_violation(self, exc: BaseException) -> bool:
         from shared.postgres import is_unique_violation
