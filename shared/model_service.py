@@ -18,9 +18,9 @@ from typing import Protocol
 
 from lumen.common.v1 import common_pb2, common_pb2_grpc
 from shared import device as devices
-from shared.caches import point_caches
 from shared import log as logs
 from shared import metrics
+from shared.caches import point_caches
 from shared.repository import ModelFactory, ModelRepository
 from shared.repository_servicer import ModelRepositoryServicer
 from shared.server import Registration, RunningServer, create_server, run_until_signal
