@@ -2,10 +2,14 @@
 
 Each call to `submit` brings a list of items (texts, images) and gets back the
 results for exactly those items, in order. A worker task takes queued requests
-in arrival order into a batch until it holds ``max_batch_size`` items or
-``max_delay_s`` has passed since the batch's first request, then runs the
-model on an executor thread so the event loop keeps serving. A request is never
-split across batches; one larger than ``max_batch_size`` runs as its own batch.
+in arrival order into a batch the moment a model instance is free: whatever
+queued while the previous batch ran, up to ``max_batch_size`` items, with no
+fixed wait (an idle model that waits for company only adds latency at low load,
+and at high load the queue fills while the model runs). ``max_delay_s`` is
+waited for more requests only while another instance is still busy
+(``instances`` > 1). The model runs on an executor thread so the event loop
+keeps serving. A request is never split across batches; one larger than
+``max_batch_size`` runs as its own batch.
 
 - Back-pressure: at most ``max_queue_size`` items wait; past that, `submit`
   raises ResourceExhausted at once.
@@ -71,6 +75,7 @@ class DynamicBatcher(Generic[In, Out]):
         self._slots = asyncio.Semaphore(config.instances)
         self._workers: list[asyncio.Task[None]] = []
         self._running: set[asyncio.Task[None]] = set()
+        self._busy = 0  # instances running a batch
         self._closed = False
 
     @property
@@ -146,7 +151,7 @@ class DynamicBatcher(Generic[In, Out]):
                 size += len(request.items)
                 continue
             remaining = deadline - loop.time()
-            if remaining <= 0:
+            if remaining <= 0 or self._busy == 0:  # the model is idle: run what we have now
                 break
             self._wakeup.clear()
             try:
@@ -169,6 +174,7 @@ class DynamicBatcher(Generic[In, Out]):
             task.add_done_callback(self._running.discard)
 
     async def _run(self, batch: list[_Request[In, Out]]) -> None:
+        self._busy += 1
         try:
             live = [r for r in batch if not r.future.done()]
             if not live:
@@ -195,4 +201,5 @@ class DynamicBatcher(Generic[In, Out]):
                     r.future.set_result(list(results[start:end]))
                 start = end
         finally:
+            self._busy -= 1
             self._slots.release()
