@@ -77,6 +77,10 @@ class DynamicBatcher(Generic[In, Out]):
         self._running: set[asyncio.Task[None]] = set()
         self._busy = 0  # instances running a batch
         self._closed = False
+        # Metric children looked up once: labels() takes a lock and a dict lookup on every call.
+        self._queue_gauge = metrics.QUEUE_ITEMS.labels(name)
+        self._batch_size = metrics.BATCH_SIZE.labels(name)
+        self._queue_wait = metrics.QUEUE_WAIT.labels(name)
 
     @property
     def queued_items(self) -> int:
@@ -103,7 +107,7 @@ class DynamicBatcher(Generic[In, Out]):
         request: _Request[In, Out] = _Request(items, asyncio.get_running_loop().create_future())
         self._queue.append(request)
         self._queued_items += len(items)
-        metrics.QUEUE_ITEMS.labels(self.name).set(self._queued_items)
+        self._queue_gauge.set(self._queued_items)
         self._wakeup.set()
         # If the caller is cancelled, awaiting cancels the future too; the
         # worker sees it done and skips it.
@@ -158,7 +162,7 @@ class DynamicBatcher(Generic[In, Out]):
                 await asyncio.wait_for(self._wakeup.wait(), remaining)
             except TimeoutError:
                 break
-        metrics.QUEUE_ITEMS.labels(self.name).set(self._queued_items)
+        self._queue_gauge.set(self._queued_items)
         return batch
 
     async def _loop(self) -> None:
@@ -180,10 +184,10 @@ class DynamicBatcher(Generic[In, Out]):
             if not live:
                 return
             items: list[In] = [item for r in live for item in r.items]
-            metrics.BATCH_SIZE.labels(self.name).observe(len(items))
+            self._batch_size.observe(len(items))
             now = time.perf_counter()
             for r in live:
-                metrics.QUEUE_WAIT.labels(self.name).observe(now - r.enqueued_at)
+                self._queue_wait.observe(now - r.enqueued_at)
             try:
                 results = await asyncio.get_running_loop().run_in_executor(self._executor, self._predict, items)
                 if len(results) != len(items):
