@@ -29,9 +29,8 @@ def count(db: sqlite3.Connection) -> int:
 def test_a_failed_commit_rolls_back_and_later_writes_work(tmp_path: Path) -> None:
     """A deferred foreign key fails at COMMIT, which SQLite leaves open unless we roll back."""
     db = open_durable(tmp_path / "db.sqlite", SCHEMA)
-    with pytest.raises(sqlite3.IntegrityError):
-        with transaction(db) as tx:
-            tx.execute("INSERT INTO rows (parent, body) VALUES (42, x'00')")  # no parent 42: fails at COMMIT
+    with pytest.raises(sqlite3.IntegrityError), transaction(db) as tx:
+        tx.execute("INSERT INTO rows (parent, body) VALUES (42, x'00')")  # no parent 42: fails at COMMIT
     assert not db.in_transaction
     assert count(db) == 0
     with transaction(db) as tx:
@@ -47,10 +46,9 @@ def test_disk_full_is_resource_exhausted_and_nothing_half_written(tmp_path: Path
         with transaction(db) as tx:
             tx.execute("INSERT INTO rows (body) VALUES (?)", (b"a" * 1000,))
         filler = fill(disk, leave_bytes=64 * 1024)
-        with pytest.raises(ResourceExhausted) as raised:
-            with transaction(db) as tx:
-                for _ in range(40):  # 400 KB: more than is left
-                    tx.execute("INSERT INTO rows (body) VALUES (?)", (b"b" * 10_000,))
+        with pytest.raises(ResourceExhausted) as raised, transaction(db) as tx:
+            for _ in range(40):  # 400 KB: more than is left
+                tx.execute("INSERT INTO rows (body) VALUES (?)", (b"b" * 10_000,))
         assert "full" in str(raised.value)
         assert not db.in_transaction
         assert count(db) == 1  # none of the 40 rows
