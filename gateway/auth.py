@@ -36,7 +36,8 @@ import grpc.aio
 from prometheus_client import Counter
 
 from gateway.key_store import LOCAL_KEY, ApiKey, KeyStore
-from gateway.limits import Ledger, Refusal
+from gateway.limits import Refusal
+from gateway.meter import MemoryMeter, Meter
 from gateway.usage_meter import scan_usage
 from lumen.common.v1 import common_pb2
 from shared.errors import LumenError, PermissionDenied, ResourceExhausted, Unauthenticated
@@ -88,10 +89,10 @@ class Guard:
     ("nlp", "vision", "embeddings" or "gateway"); ``store`` None means keys off.
     """
 
-    def __init__(self, store: KeyStore | None, routes: Mapping[str, str], ledger: Ledger | None = None) -> None:
+    def __init__(self, store: KeyStore | None, routes: Mapping[str, str], meter: Meter | None = None) -> None:
         self.store = store
         self.routes = dict(routes)
-        self.ledger = ledger or Ledger()
+        self.meter: Meter = meter or MemoryMeter()
 
     @property
     def enabled(self) -> bool:
@@ -115,16 +116,17 @@ class Guard:
             raise Unauthenticated("invalid API key")
         return key
 
-    def admit(self, metadata: Any, method: str) -> ApiKey:
-        """The caller's key if the call may run now; raises the status to answer otherwise."""
+    async def admit(self, metadata: Any, method: str) -> ApiKey:
+        """The caller's key if the call may run now (and then counted); raises the status to answer otherwise."""
         key = self.authenticate(metadata)
-        if method != GET_USAGE:
+        counted = method != GET_USAGE
+        if counted:
             service = self.routes.get(method[1:].split("/", 1)[0], "")
             if not key.may_use(service):
                 REFUSED.labels(key.id, "permission").inc()
                 raise PermissionDenied(f"key {key.id!r} may not use the {service or 'requested'} service")
-            self.refuse_if(key, self.ledger.check_quota(key))
-        self.refuse_if(key, self.ledger.check_rate(key))
+        # Quota (counted calls only), rate and counting in one step: atomic across gateway replicas.
+        self.refuse_if(key, await self.meter.admit(key, method, counted))
         return key
 
     def refuse_if(self, key: ApiKey, refusal: Refusal | None) -> None:
@@ -161,21 +163,22 @@ class KeyInterceptor(grpc.aio.ServerInterceptor):
         if handler is None or is_infrastructure(method):
             return handler
         try:
-            key = self.guard.admit(handler_call_details.invocation_metadata, method)
+            key = await self.guard.admit(handler_call_details.invocation_metadata, method)
         except LumenError as exc:
             refusal = exc
             return grpc.stream_stream_rpc_method_handler(lambda _requests, _context: _refused(refusal))
-        return wrap_handler(handler, lambda b: self.unary(key, method, b), lambda b: self.streaming(key, method, b))
-
-    def _start(self, key: ApiKey, method: str) -> tuple[contextvars.Token, bool]:
         counted = method != GET_USAGE
-        if counted:
-            self.guard.ledger.admit(key, method)
-        return _caller.set(key), counted
+        return wrap_handler(
+            handler,
+            lambda b: self.unary(key, method, counted, b),
+            lambda b: self.streaming(key, method, counted, b),
+        )
 
-    def unary(self, key: ApiKey, method: str, behavior: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    def unary(
+        self, key: ApiKey, method: str, counted: bool, behavior: Callable[..., Awaitable[Any]]
+    ) -> Callable[..., Awaitable[Any]]:
         async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            token, counted = self._start(key, method)
+            token = _caller.set(key)
             ok, usage = False, None
             try:
                 response = await behavior(request, context)
@@ -184,7 +187,7 @@ class KeyInterceptor(grpc.aio.ServerInterceptor):
             finally:
                 _caller.reset(token)
                 if counted:
-                    self.guard.ledger.settle(key, method, ok, usage)
+                    await self.guard.meter.settle(key, method, ok, usage)
 
         return wrapped
 
@@ -194,9 +197,11 @@ class KeyInterceptor(grpc.aio.ServerInterceptor):
             return scan_usage(response, field)
         return usage_of(response)
 
-    def streaming(self, key: ApiKey, method: str, behavior: Callable[..., Any]) -> Callable[..., AsyncIterator[Any]]:
+    def streaming(
+        self, key: ApiKey, method: str, counted: bool, behavior: Callable[..., Any]
+    ) -> Callable[..., AsyncIterator[Any]]:
         async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-            token, counted = self._start(key, method)
+            token = _caller.set(key)
             ok, charged = False, False
             try:
                 result = behavior(request, context)
@@ -206,14 +211,12 @@ class KeyInterceptor(grpc.aio.ServerInterceptor):
                     async with contextlib.aclosing(result) as responses:
                         async for response in responses:
                             usage = self._message_usage(method, response)
-                            if counted and usage is not None:
-                                # The message that uses the quota up is delivered; the next one
-                                # ends the stream with RESOURCE_EXHAUSTED, billed all the same
-                                # (the backend computed it).
-                                exhausted = self.guard.ledger.check_quota(key, ("tokens", "images"))
-                                self.guard.ledger.charge(key, method, usage)
+                            if counted and usage is not None and usage.ByteSize():
+                                # Billed as it passes; the message that uses the quota up is
+                                # delivered, the next one ends the stream with RESOURCE_EXHAUSTED
+                                # (billed all the same: the backend computed it).
                                 charged = True
-                                self.guard.refuse_if(key, exhausted)
+                                self.guard.refuse_if(key, await self.guard.meter.charge(key, method, usage))
                             yield response
                 else:  # a coroutine that writes with context.write()
                     await result
@@ -224,6 +227,6 @@ class KeyInterceptor(grpc.aio.ServerInterceptor):
                 with contextlib.suppress(ValueError):
                     _caller.reset(token)
                 if counted:
-                    self.guard.ledger.settle(key, method, ok, None if charged else usage_in_trailers(context))
+                    await self.guard.meter.settle(key, method, ok, None if charged else usage_in_trailers(context))
 
         return wrapped
