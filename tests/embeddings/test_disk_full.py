@@ -23,11 +23,11 @@ pytestmark = pytest.mark.slow
 
 
 def documents(prefix: str, n: int) -> list[pb.Document]:
-    """Documents with their own vectors (nothing to embed) and ~32 KB of metadata each."""
+    """Documents with their own vectors (nothing to embed) and ~14 KB of metadata each (the limit is 16 KB)."""
     out = []
     for i in range(n):
         metadata = struct_pb2.Struct()
-        metadata.update({f"k{j}": f"{prefix}{i}{j}" * 2000 for j in range(4)})
+        metadata.update({f"k{j}": (f"{prefix}{i}{j}" * 3500)[:7000] for j in range(2)})
         vector = common_pb2.Vector(values=[float(i + 1)] + [0.5] * 383)
         out.append(pb.Document(id=f"{prefix}-{i}", metadata=metadata, vector=vector))
     return out
@@ -56,12 +56,12 @@ async def test_disk_full_answers_resource_exhausted_and_the_store_keeps_working(
                 filler = fill(disk, leave_bytes=64 * 1024)
                 with pytest.raises(grpc.aio.AioRpcError) as refused:
                     await stub.UpsertDocuments(
-                        pb.UpsertDocumentsRequest(collection="full", documents=documents("b", 8)), timeout=60
+                        pb.UpsertDocumentsRequest(collection="full", documents=documents("b", 16)), timeout=60
                     )
                 assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, refused.value.details()
                 assert "full" in refused.value.details()
                 info = await stub.GetCollection(pb.GetCollectionRequest(name="full"), timeout=30)
-                assert info.collection.document_count == 1  # none of the 8
+                assert info.collection.document_count == 1  # none of the 16
                 hits = await stub.Search(
                     pb.SearchRequest(collection="full", vector=common_pb2.Vector(values=[1.0] * 384), top_k=10),
                     timeout=30,
@@ -69,10 +69,10 @@ async def test_disk_full_answers_resource_exhausted_and_the_store_keeps_working(
                 assert [h.id for h in hits.hits] == ["a-0"]
                 filler.unlink()
                 again = await stub.UpsertDocuments(
-                    pb.UpsertDocumentsRequest(collection="full", documents=documents("b", 8)), timeout=60
+                    pb.UpsertDocumentsRequest(collection="full", documents=documents("b", 16)), timeout=60
                 )
-                assert again.upserted == 8
+                assert again.upserted == 16
                 info = await stub.GetCollection(pb.GetCollectionRequest(name="full"), timeout=30)
-                assert info.collection.document_count == 9
+                assert info.collection.document_count == 17
         finally:
             await service.stop(0)
