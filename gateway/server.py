@@ -19,6 +19,7 @@ from gateway.key_store import KeyStore
 from gateway.meter import open_meter
 from gateway.servicer import GatewayServicer
 from gateway.settings import GatewaySettings
+from gateway.usage_meter import usage_fields
 from lumen.embeddings.v1 import embeddings_pb2
 from lumen.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from lumen.nlp.v1 import nlp_pb2
@@ -115,7 +116,7 @@ async def start(settings: GatewaySettings) -> Gateway:
     server = await create_server(
         settings,
         [Registration(gateway_pb2_grpc.add_GatewayServiceServicer_to_server, servicer, GATEWAY_SERVICE)],
-        extra_interceptors=[KeyInterceptor(guard)],
+        extra_interceptors=[KeyInterceptor(guard, usage_fields(m.DESCRIPTOR for m in BACKEND_FILES.values()))],
         generic_handlers=handlers,
         extra_service_names=[s for b in backends.values() for s in b.services],
     )
