@@ -115,3 +115,9 @@ class ModelServerSettings(ServerSettings):
         [], "Comma-separated model names to load at start; empty loads every model in the repository."
     )
     torch_threads: int = setting(0, "Intra-op threads for torch; 0 keeps torch's default.")
+    backend_token_file: str = setting(
+        "",
+        "File (e.g. a mounted Secret) with the token the gateway must send on every call but health and "
+        "reflection (metadata x-lumen-backend-token); others get UNAUTHENTICATED. Empty: no token needed "
+        "(use mTLS via tls_client_ca_file, or the network policy alone).",
+    )
