@@ -81,6 +81,7 @@ def _stream_request(backend: Backend, path: str, streaming_response: bool, defau
             try:
                 response = await call
             except grpc.aio.AioRpcError as exc:
+                await _stop(pump)
                 await relay_error(context, exc)
                 raise
             finally:
@@ -97,7 +98,7 @@ def _stream_request(backend: Backend, path: str, streaming_response: bool, defau
         call = bidi(timeout=_timeout(context, None), metadata=outgoing_metadata(context))
         pump = asyncio.create_task(_pump(requests, call))
         try:
-            async for response in _relay_stream(call, context):
+            async for response in _relay_stream(call, context, pump):
                 yield response
         finally:
             pump.cancel()
@@ -119,12 +120,22 @@ async def _pump(requests: AsyncIterator[bytes], call: Any) -> None:
         log.debug("stopped relaying client messages on %s", call, exc_info=True)
 
 
-async def _relay_stream(call: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
+async def _stop(pump: asyncio.Task[None]) -> None:
+    """Stop reading the client before ending its call, so that no read is pending on a call we abort."""
+    pump.cancel()
+    await asyncio.gather(pump, return_exceptions=True)
+
+
+async def _relay_stream(
+    call: Any, context: grpc.aio.ServicerContext, pump: asyncio.Task[None] | None = None
+) -> AsyncIterator[bytes]:
     """Yield the backend's messages one by one; cancel the backend call if the client goes."""
     try:
         async for response in call:
             yield response
     except grpc.aio.AioRpcError as exc:
+        if pump is not None:
+            await _stop(pump)
         await relay_error(context, exc)
     finally:
         call.cancel()

@@ -422,11 +422,12 @@ async def test_transform_text_cancels_the_sibling_generations_when_one_fails(nlp
     step = scheduler.step
     failed: list[object] = []
 
-    def failing(job) -> None:
-        if not failed or failed[0] is job:
-            failed[:1] = [job]
-            raise RuntimeError("the model broke on this text")
-        step(job)
+    def failing(jobs) -> None:
+        for job in jobs:
+            if not failed or failed[0] is job:
+                failed[:1] = [job]
+                raise RuntimeError("the model broke on this text")
+        step(jobs)
 
     scheduler.step = failing
     try:
