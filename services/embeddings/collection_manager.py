@@ -23,8 +23,6 @@ from services.embeddings import collection_metadata
 from services.embeddings.collection import Collection, Hit
 from services.embeddings.collection_store import CollectionStore, NewDocument
 from services.embeddings.embedder import Embedder
-from services.embeddings.ready import ready_runtime
-from services.embeddings.runtime_sentence import SentenceTransformerModel
 from services.embeddings.settings import EmbeddingsSettings
 from shared.errors import FailedPrecondition, InvalidArgument, LumenError, NotFound
 from shared.validation import check_top_k
@@ -85,9 +83,9 @@ class Collections:
 
     async def create(self, name: str, model: str = "", version: str = "") -> Collection:
         check_name(name)
-        entry = self.embedder.model(model, version)
-        runtime = ready_runtime(entry, SentenceTransformerModel)
-        return await self.store.create(name, entry.config.name, runtime.dimension)
+        with self.embedder.model(model, version) as lease:
+            model_name, dimension = lease.entry.config.name, lease.model.dimension
+        return await self.store.create(name, model_name, dimension)
 
     def get(self, name: str) -> Collection:
         if not name:
@@ -125,7 +123,7 @@ class Collections:
     async def _embed(self, collection: Collection, texts: list[str]) -> tuple[np.ndarray, int]:
         """Unit vectors of ``texts`` by the collection's model, in chunks the Embedder accepts."""
         try:
-            self.embedder.model(collection.model)
+            self.embedder.model(collection.model).release()
         except NotFound:
             raise FailedPrecondition(
                 f"model {collection.model!r} of collection {collection.name!r} is not loaded"

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from shared.model import Model
+from shared.model import BatchedModel
 
 FRAMEWORK = "vader"
 
 
-class VaderSentiment(Model):
+class VaderSentiment(BatchedModel):
     def load(self) -> None:
         from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 

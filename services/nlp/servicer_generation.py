@@ -35,8 +35,8 @@ class TextGenerationServicer(pb_grpc.TextGenerationServiceServicer):
         )
 
     async def Generate(self, request: pb.GenerateRequest, context: grpc.aio.ServicerContext) -> pb.GenerateResponse:
-        prepared = await self._prepare(request)
-        result = await self.generation.generate(prepared)
+        with await self._prepare(request) as prepared:
+            result = await self.generation.generate(prepared)
         return pb.GenerateResponse(
             text=result.text,
             finish_reason=FINISH[result.finish_reason],
@@ -49,20 +49,22 @@ class TextGenerationServicer(pb_grpc.TextGenerationServiceServicer):
     async def GenerateStream(
         self, request: pb.GenerateStreamRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.GenerateStreamResponse]:
-        prepared = await self._prepare(request)
-        async with aclosing(self.generation.events(prepared)) as events:
-            async for event in events:
-                if isinstance(event, Finished):
-                    result = event.result
-                    yield pb.GenerateStreamResponse(
-                        finish_reason=FINISH[result.finish_reason],
-                        stop_sequence=result.stop_sequence,
-                        seed=result.seed,
-                        usage=common_pb2.Usage(input_tokens=result.prompt_tokens, output_tokens=result.output_tokens),
-                        model=model_info(prepared.entry, self.service),
-                    )
-                else:
-                    yield pb.GenerateStreamResponse(text=event.text, token_ids=event.token_ids)
+        with await self._prepare(request) as prepared:
+            async with aclosing(self.generation.events(prepared)) as events:
+                async for event in events:
+                    if isinstance(event, Finished):
+                        result = event.result
+                        yield pb.GenerateStreamResponse(
+                            finish_reason=FINISH[result.finish_reason],
+                            stop_sequence=result.stop_sequence,
+                            seed=result.seed,
+                            usage=common_pb2.Usage(
+                                input_tokens=result.prompt_tokens, output_tokens=result.output_tokens
+                            ),
+                            model=model_info(prepared.entry, self.service),
+                        )
+                    else:
+                        yield pb.GenerateStreamResponse(text=event.text, token_ids=event.token_ids)
 
     async def TransformText(
         self, request: pb.TransformTextRequest, context: grpc.aio.ServicerContext
