@@ -16,8 +16,10 @@ from gateway.auth import Guard, KeyInterceptor
 from gateway.backends import Backend, BackendTls, watch_health
 from gateway.forwarding import forwarding_handler
 from gateway.key_store import KeyStore
+from gateway.meter import open_meter
 from gateway.servicer import GatewayServicer
 from gateway.settings import GatewaySettings
+from gateway.usage_meter import usage_fields
 from lumen.embeddings.v1 import embeddings_pb2
 from lumen.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from lumen.nlp.v1 import nlp_pb2
@@ -62,6 +64,7 @@ class Gateway:
         await asyncio.gather(*self.watchers, return_exceptions=True)
         for backend in self.backends.values():
             await backend.close()
+        await self.guard.meter.close()
 
 
 def backend_tls(settings: GatewaySettings) -> BackendTls | None:
@@ -98,7 +101,7 @@ def make_guard(settings: GatewaySettings, backends: dict[str, Backend]) -> Guard
     store = KeyStore(Path(settings.keys_file), settings.keys_reload_s) if settings.keys_file else None
     if store is None:
         logger.warning("API keys are off (LUMEN_GATEWAY_KEYS_FILE is empty): every call is accepted")
-    return Guard(store, routes)
+    return Guard(store, routes, open_meter(settings.redis_url))
 
 
 async def start(settings: GatewaySettings) -> Gateway:
@@ -113,7 +116,7 @@ async def start(settings: GatewaySettings) -> Gateway:
     server = await create_server(
         settings,
         [Registration(gateway_pb2_grpc.add_GatewayServiceServicer_to_server, servicer, GATEWAY_SERVICE)],
-        extra_interceptors=[KeyInterceptor(guard)],
+        extra_interceptors=[KeyInterceptor(guard, usage_fields(m.DESCRIPTOR for m in BACKEND_FILES.values()))],
         generic_handlers=handlers,
         extra_service_names=[s for b in backends.values() for s in b.services],
     )

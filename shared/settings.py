@@ -76,7 +76,11 @@ def describe(cls: type, prefix: str) -> str:
 class ServerSettings:
     """Settings every lumen gRPC server shares; services subclass it."""
 
-    host: str = setting("0.0.0.0", "Interface to listen on.")
+    host: str = setting(
+        "127.0.0.1",
+        "Interface to listen on: loopback by default (make run, tools/suite.py); the container images set "
+        "0.0.0.0, reached through the compose network or the pod network and its NetworkPolicy.",
+    )
     port: int = setting(0, "TCP port; 0 picks a free one (tests). Each service sets its own default.")
     grace_period_s: float = setting(
         20.0, "On SIGTERM, seconds in-flight calls get to finish before they are cancelled."
