@@ -28,7 +28,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import inspect
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 import grpc
@@ -89,10 +89,17 @@ class Guard:
     ("nlp", "vision", "embeddings" or "gateway"); ``store`` None means keys off.
     """
 
-    def __init__(self, store: KeyStore | None, routes: Mapping[str, str], meter: Meter | None = None) -> None:
+    def __init__(
+        self,
+        store: KeyStore | None,
+        routes: Mapping[str, str],
+        meter: Meter | None = None,
+        admin_methods: Iterable[str] = (),
+    ) -> None:
         self.store = store
         self.routes = dict(routes)
         self.meter: Meter = meter or MemoryMeter()
+        self.admin_methods = frozenset(admin_methods)
 
     @property
     def enabled(self) -> bool:
@@ -125,6 +132,9 @@ class Guard:
             if not key.may_use(service):
                 REFUSED.labels(key.id, "permission").inc()
                 raise PermissionDenied(f"key {key.id!r} may not use the {service or 'requested'} service")
+            if method in self.admin_methods and not key.admin:
+                REFUSED.labels(key.id, "admin").inc()
+                raise PermissionDenied(f"{method.rsplit('/', 1)[1]} needs an admin key; key {key.id!r} is not one")
         # Quota (counted calls only), rate and counting in one step: atomic across gateway replicas.
         self.refuse_if(key, await self.meter.admit(key, method, counted))
         return key
