@@ -87,8 +87,16 @@ class ServerSettings:
     )
     max_message_bytes: int = setting(32 * 1024 * 1024, "Largest gRPC message received or sent, in bytes (serialized).")
     max_concurrent_rpcs: int = setting(
-        0, "Calls served at once before new ones get RESOURCE_EXHAUSTED; 0 means no limit."
+        64,
+        "Calls served at once (health and reflection aside); more are shed at once with RESOURCE_EXHAUSTED "
+        "and RetryInfo. 0 means no limit.",
     )
+    max_request_bytes_in_flight: int = setting(
+        256 * 1024 * 1024,
+        "Request bytes the calls being served may hold together (a stream: its latest message); a call past "
+        "it is shed with RESOURCE_EXHAUSTED and RetryInfo. 0 means no limit.",
+    )
+    shed_retry_after_s: float = setting(0.5, "The retry delay a shed call's RetryInfo suggests, in seconds.")
     log_level: str = setting("INFO", "Python logging level.")
     log_format: str = setting("text", "'text' for humans or 'json' for one JSON object per line.")
     metrics_port: int = setting(0, "Port of the Prometheus /metrics endpoint; 0 turns it off.")
