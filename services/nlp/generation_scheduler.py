@@ -73,6 +73,8 @@ class GenerationJob:
     generated: list[int] = field(default_factory=list)
     finish_reason: str = ""
     sink: Callable[[Event], None] = lambda event: None
+    # Told the finish reason before the caller hears the end (the scheduler's counts stay in step with callers).
+    ended: Callable[[str], None] = lambda reason: None
     cancelled: threading.Event = field(default_factory=threading.Event)
     done: threading.Event = field(default_factory=threading.Event)
 
@@ -107,6 +109,7 @@ class GenerationJob:
 
     def fail(self, error: BaseException) -> None:
         self.finish_reason = "failed"
+        self.ended(self.finish_reason)
         self.sink(Failed(error))
         self.done.set()
 
@@ -119,6 +122,7 @@ class GenerationJob:
             self._send(self.stream.flush())
         self.finish_reason = reason
         self.state = None  # free the KV cache now, not when the caller lets go
+        self.ended(reason)
         self.sink(Finished(self.result()))
         self.done.set()
 
@@ -164,6 +168,7 @@ class GenerationScheduler:
                     subject=f"model:{self.name}",
                     retry_after_s=1.0,
                 )
+            job.ended = self._count
             self._waiting.append(job)
             self._wakeup.notify()
 
@@ -243,5 +248,7 @@ class GenerationScheduler:
                         job.fail(exc)
             for job in live:
                 if job.done.is_set():
-                    self.counts[job.finish_reason] += 1
                     self._active.remove(job)
+
+    def _count(self, reason: str) -> None:
+        self.counts[reason] += 1
