@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from services.nlp.interfaces import TokenizerModel, context_length_of
+from shared.model import BatchedModel
 
 FRAMEWORK = "transformers-token-classification"
 STRATEGIES = ("none", "simple", "first", "average", "max")
@@ -40,7 +41,7 @@ class Tagged:
     tokens: int  # tokens read, once per window
 
 
-class HfEntityTagger(TokenizerModel):
+class HfEntityTagger(TokenizerModel, BatchedModel):
     def load(self) -> None:
         from transformers import AutoModelForTokenClassification, AutoTokenizer, pipeline
 
