@@ -11,10 +11,10 @@ from typing import Generic, TypeVar
 import numpy as np
 
 from services.nlp import tasks
-from services.nlp.interfaces import ClassScores, TextClassifierModel
+from services.nlp.interfaces import ClassScores, EntityTaggerModel, TextClassifierModel
 from services.nlp.items import Outcome, check_count, check_texts
 from services.nlp.lookup import ModelLookup
-from services.nlp.runtime_hf_entities import STRATEGIES, HfEntityTagger, Tagged
+from services.nlp.runtime_hf_entities import STRATEGIES, Tagged
 from services.nlp.runtime_langid import LangidModel, restrict
 from services.nlp.runtime_vader import VaderSentiment
 from services.nlp.runtime_zero_shot import Embedded, EmbeddingZeroShot
@@ -147,7 +147,7 @@ class TextAnalysis:
         if math.isnan(min_score) or not 0.0 <= min_score <= 1.0:
             raise InvalidArgument("min_score", f"must be in [0, 1], got {min_score}")
         entry = self.models.entry(name, version, (tasks.TOKEN_CLASSIFICATION,), self.settings.default_entities)
-        self.models.runtime(entry, HfEntityTagger, "token classification")
+        self.models.runtime(entry, EntityTaggerModel, "token classification")
         checked = check_texts(texts, "texts", self.settings.max_text_chars)
         tagged: list[Tagged] = (
             await entry.predict([(t, strategy) for t in checked.texts(texts)]) if checked.valid else []
