@@ -13,7 +13,7 @@ import argparse
 from pathlib import Path
 
 from services.embeddings.runtime_word2vec import TASK, KeyedVectorsModel
-from services.embeddings.word2vec_training import ANALOGIES, SIMLEX, WORDSIM, Scores, evaluate
+from services.embeddings.word2vec_training import ANALOGIES, ANALOGY_VOCABULARY, SIMLEX, WORDSIM, Scores, evaluate
 from shared.model import CONFIG_FILE, ModelConfig
 
 
@@ -42,7 +42,8 @@ def report(scores: dict[str, tuple[ModelConfig, Scores]]) -> str:
         "Computed by `python -m services.embeddings.word_vector_scores var/models/embeddings --report "
         "services/embeddings/WORD_VECTORS.md` with gensim's `evaluate_word_pairs` (Spearman correlation with "
         "human ratings; pairs with a word out of vocabulary are left out) and `evaluate_word_analogies` "
-        f"(accuracy on the questions whose four words are among the 300,000 most frequent), on `{WORDSIM}`, "
+        f"(accuracy on the questions whose four words are among the {ANALOGY_VOCABULARY:,} most frequent), "
+        f"on `{WORDSIM}`, "
         f"`{SIMLEX}` and `{ANALOGIES}` as gensim's wheel ships them.\n\n"
         "| model | vocabulary | wordsim353 Spearman | simlex999 Spearman | analogies accuracy |\n"
         "|---|---|---|---|---|\n" + "\n".join(rows) + "\n\n"
