@@ -11,20 +11,18 @@ start; ``parameters.vocabulary`` names its words file (one word per line, row
 order, relative to the model directory). ``parameters.lowercase`` (bool) says the
 model was trained on lower-cased text, so queries are lower-cased before lookup.
 
-Lookups are memory reads: the word service calls this runtime directly instead
-of going through the dynamic batcher (`predict` exists for the Model interface
-and answers the same lookups).
+A lookup model: lookups are memory reads, so the word service calls this
+runtime directly (no dynamic batcher).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from shared.model import Model
+from shared.model import LookupModel
 
 TASK = "word-embedding"
 FRAMEWORK = "gensim-keyedvectors"
@@ -46,7 +44,7 @@ def format_of(path: str, declared: str = "") -> str:
     return "word2vec-text"
 
 
-class KeyedVectorsModel(Model):
+class KeyedVectorsModel(LookupModel):
     def load(self) -> None:
         from gensim.models import KeyedVectors
 
@@ -75,10 +73,6 @@ class KeyedVectorsModel(Model):
 
     def vector(self, key: str) -> np.ndarray:
         return np.asarray(self.kv[key], dtype=np.float32)
-
-    def predict(self, batch: list[str]) -> Sequence[np.ndarray | None]:
-        keys = [self.key(w) for w in batch]
-        return [None if k is None else self.vector(k) for k in keys]
 
     def most_similar(self, positive: list[str], negative: list[str], topn: int) -> list[tuple[str, float]]:
         """gensim's most_similar on vocabulary keys (query words excluded from the answer)."""

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from shared.model import Model, ModelConfig
+from shared.model import BatchedModel, Model, ModelConfig
 
 
 @dataclass(frozen=True)
@@ -25,14 +25,14 @@ class ClassScores:
     tokens: int  # tokens the model read (0 when it has no tokenizer)
 
 
-class TextClassifierModel(Model):
+class TextClassifierModel(BatchedModel):
     """A supervised text classifier: fixed labels, one score per label."""
 
     labels: list[str]
     multi_label: bool = False
 
     def predict(self, batch: list[str]) -> Sequence[ClassScores]:
-        raise NotImplementedError
+        raise NotImplementedError  # each classifier runtime implements it
 
 
 class TokenizerModel(Model):
@@ -50,7 +50,7 @@ class TokenizerModel(Model):
         self.tokenizer_lock = threading.Lock()
 
 
-class EntityTaggerModel(Model):
+class EntityTaggerModel(BatchedModel):
     """Named entities: items are (text, aggregation), aggregation one of
     runtime_hf_entities.STRATEGIES; one ``Tagged`` (runtime_hf_entities) per item."""
 

@@ -22,11 +22,12 @@ from services.nlp.generation_scheduler import GenerationJob, GenerationScheduler
 from services.nlp.interfaces import TokenizerModel, context_length_of
 from services.nlp.sampling import SamplingParams, TokenChooser
 from services.nlp.text_stream import TextStream
+from shared.model import GenerativeModel
 
 FRAMEWORK = "transformers-causal-lm"
 
 
-class CausalLM(TokenizerModel):
+class CausalLM(TokenizerModel, GenerativeModel):
     def load(self) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -53,11 +54,6 @@ class CausalLM(TokenizerModel):
 
     def warm(self) -> None:
         self.scheduler.run_sync(self.job(self.encode_prompt("Hello"), 2, SamplingParams(temperature=0.0), ()))
-
-    def predict(self, batch: list[Any]) -> Sequence[Any]:
-        # Generations do not go through the dynamic batcher: the scheduler
-        # interleaves them token by token (see generation_scheduler).
-        raise NotImplementedError("causal LMs generate through CausalLM.scheduler")
 
     # --- prompts -----------------------------------------------------------
     def encode_prompt(self, prompt: str) -> list[int]:

@@ -161,7 +161,7 @@ BAD_REQUESTS = [
     (
         "GetWordVectors",
         pb.GetWordVectorsRequest(words=["police"], model=common_pb2.ModelRef(name="all-minilm-l6-v2")),
-        grpc.StatusCode.NOT_FOUND,
+        grpc.StatusCode.INVALID_ARGUMENT,  # a sentence model: another task (shared.repository.resolve)
         "model.name",
     ),
     ("MostSimilarWords", pb.MostSimilarWordsRequest(top_k=5), grpc.StatusCode.INVALID_ARGUMENT, "positive"),

@@ -16,6 +16,7 @@ from lumen.nlp.v1 import nlp_pb2 as pb
 from lumen.nlp.v1 import nlp_pb2_grpc as pb_grpc
 from services.nlp.generation_scheduler import CANCELLED
 from services.nlp.transform_prompts import instruct_messages
+from shared.model import GenerativeModel
 from tests.nlp.conftest import LLM
 
 pytestmark = pytest.mark.slow
@@ -53,7 +54,8 @@ def text_of(llm, ids: list[int]) -> str:
 
 
 def scheduler_of(service):
-    return service.repository.get(LLM, "text-generation").model.scheduler
+    with service.repository.resolve(LLM, "", "text-generation", GenerativeModel) as lease:
+        return lease.model.scheduler
 
 
 async def test_greedy_chat_equals_generate_in_process(nlp_channel, reference_llm) -> None:
