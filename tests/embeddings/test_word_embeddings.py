@@ -40,7 +40,7 @@ async def test_word_models_are_listed_with_their_properties(
 
 
 def test_glove_is_memory_mapped_not_copied(embeddings_service) -> None:
-    entry = embeddings_service.repository.get(GLOVE_MODEL, "word-embedding")
+    [entry] = [e for e in embeddings_service.repository.entries("word-embedding") if e.config.name == GLOVE_MODEL]
     assert isinstance(entry.model.kv.vectors, np.memmap)
 
 
