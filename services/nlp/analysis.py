@@ -11,9 +11,9 @@ from typing import Generic, TypeVar
 import numpy as np
 
 from services.nlp import tasks
-from services.nlp.interfaces import ClassScores, TextClassifierModel
+from services.nlp.interfaces import ClassScores, EntityTaggerModel, TextClassifierModel
 from services.nlp.items import Outcome, check_count, check_texts, check_total_chars
-from services.nlp.runtime_hf_entities import STRATEGIES, HfEntityTagger, Tagged
+from services.nlp.runtime_hf_entities import STRATEGIES, Tagged
 from services.nlp.runtime_langid import LangidModel, restrict
 from services.nlp.runtime_vader import VaderSentiment
 from services.nlp.runtime_zero_shot import Embedded, EmbeddingZeroShot
@@ -178,7 +178,7 @@ class TextAnalysis:
             name,
             version,
             tasks.TOKEN_CLASSIFICATION,
-            HfEntityTagger,
+            EntityTaggerModel,
             default=self.settings.default_entities,
             capability="token classification",
         ) as lease:
