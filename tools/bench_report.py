@@ -130,11 +130,11 @@ def write_readme(results: dict[str, Any], readme: Path) -> bool:
     return True
 
 
-def report(results: dict[str, Any], png: Path, readme: Path) -> None:
+def report(results: dict[str, Any], png: Path, readme: Path | None) -> None:
     print("\n" + table(results))
     plot(results, png)
     print(f"\nwrote {png}")
-    if write_readme(results, readme):
+    if readme is not None and write_readme(results, readme):
         print(f"updated the table in {readme}")
 
 
