@@ -109,4 +109,4 @@ lock:
 	build/lockenv/bin/pip freeze --exclude-editable | sed 's/^torch==\(.*\)+cpu/torch==\1/' > requirements/lock.txt
 
 clean:
-	rm -rf $(VENV) build var clients/node/gen clients/node/dist clients/node/node_modules lumen/common lumen/embeddings lumen/nlp lumen/vision lumen/gateway $(PROTO_STAMP)
+	rm -rf $(VENV) build var clients/node/gen clients/node/dist clients/node/node_modules lumen/common lumen/embeddings lumen/nlp lumen/vision lumen/gateway lumen/training lumen/tabular $(PROTO_STAMP)

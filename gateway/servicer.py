@@ -73,9 +73,10 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
     async def ListModels(
         self, request: pb.ListModelsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListModelsResponse:
-        if request.service and request.service not in self.backends:
-            raise InvalidArgument("service", f"must be one of {sorted(self.backends)} or empty")
-        names = [request.service] if request.service else sorted(self.backends)
+        with_models = sorted(name for name, backend in self.backends.items() if backend.serves_models)
+        if request.service and request.service not in with_models:
+            raise InvalidArgument("service", f"must be one of {with_models} or empty")
+        names = [request.service] if request.service else with_models
         timeout = context.time_remaining() or self.default_timeout_s
         metadata = outgoing_metadata(context)
 

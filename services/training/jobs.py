@@ -48,7 +48,9 @@ class Jobs:
         self._kick_lock = asyncio.Lock()
 
     # --- requests
-    def create(self, request: training_pb2.CreateTrainingJobRequest, owner: str = "") -> JobRecord:
+    def create(
+        self, request: training_pb2.CreateTrainingJobRequest, owner: str = "", owner_limit: int = 0
+    ) -> JobRecord:
         recipe = RECIPES.get(request.recipe)
         if recipe is None:
             raise InvalidArgument("recipe", f"unknown recipe {request.recipe!r}; recipes: {', '.join(sorted(RECIPES))}")
@@ -71,6 +73,13 @@ class Jobs:
             raise ResourceExhausted(
                 f"{self.settings.max_queued_jobs} jobs are queued already (max_queued_jobs)", subject="training-queue"
             )
+        if owner_limit > 0:
+            mine = [j for j in self.store.jobs_in((QUEUED, RUNNING, CANCELLING)) if j.owner == owner]
+            if len(mine) >= owner_limit:
+                raise ResourceExhausted(
+                    f"key {owner!r} has {len(mine)} unfinished training jobs; its limit is {owner_limit}",
+                    subject=f"key:{owner}",
+                )
         job = JobRecord(
             id=uuid.uuid4().hex[:16],
             recipe=recipe.name,

@@ -12,7 +12,8 @@ from services.training.datasets import Datasets
 from services.training.jobs import Jobs
 from services.training.recipes import RECIPES
 
-OWNER_KEY = "x-lumen-key-id"  # set by the gateway from the caller's key
+# Set by the gateway from the caller's key (gateway.auth); clients cannot set them through it.
+OWNER_KEY, OWNER_LIMIT_KEY = "x-lumen-key-id", "x-lumen-key-training-jobs"
 
 
 class DatasetServicer(training_pb2_grpc.DatasetServiceServicer):
@@ -47,8 +48,11 @@ class DatasetServicer(training_pb2_grpc.DatasetServiceServicer):
         return training_pb2.DeleteDatasetResponse()
 
 
-def _owner(context: grpc.aio.ServicerContext) -> str:
-    return next((str(v) for k, v in context.invocation_metadata() or () if k == OWNER_KEY), "")
+def _owner(context: grpc.aio.ServicerContext) -> tuple[str, int]:
+    """The caller's key id and its limit on unfinished jobs (0: none), as the gateway sent them."""
+    metadata = {k: str(v) for k, v in context.invocation_metadata() or ()}
+    limit = metadata.get(OWNER_LIMIT_KEY, "0")
+    return metadata.get(OWNER_KEY, ""), int(limit) if limit.isdigit() else 0
 
 
 class TrainingServicer(training_pb2_grpc.TrainingServiceServicer):
@@ -63,7 +67,7 @@ class TrainingServicer(training_pb2_grpc.TrainingServiceServicer):
     async def CreateTrainingJob(
         self, request: training_pb2.CreateTrainingJobRequest, context: grpc.aio.ServicerContext
     ) -> training_pb2.CreateTrainingJobResponse:
-        return training_pb2.CreateTrainingJobResponse(job=convert.job(self.jobs.create(request, _owner(context))))
+        return training_pb2.CreateTrainingJobResponse(job=convert.job(self.jobs.create(request, *_owner(context))))
 
     async def GetTrainingJob(
         self, request: training_pb2.GetTrainingJobRequest, context: grpc.aio.ServicerContext

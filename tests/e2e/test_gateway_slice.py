@@ -72,7 +72,7 @@ def test_request_id_travels_to_the_backend(suite: Suite) -> None:
 def test_gateway_lists_models_of_every_backend_and_reports_their_health(suite: Suite) -> None:
     with Client(suite.address()) as client:
         listed = client.list_models()
-        assert {b.service for b in listed.backends} == {"nlp", "vision", "embeddings"}
+        assert {b.service for b in listed.backends} == {"nlp", "vision", "embeddings", "tabular"}
         assert all(b.status.code == 0 for b in listed.backends)
         assert "all-minilm-l6-v2" in {m.name for m in listed.models if m.service == "embeddings"}
         assert client.health("backend.embeddings") == "SERVING"
