@@ -1,5 +1,9 @@
 """Local executor: each job in its own subprocess (niced, thread-limited).
 
+The child lowers its own priority and threads (services.training.worker): no
+preexec_fn here, because Python then forks without exec'ing at once and gRPC's
+fork handlers abort the child of a process that serves gRPC.
+
 Events are read from the child's stdout as it writes them (pushed by the
 recipe's callback), its stderr goes to ``<job dir>/log.txt``. The child's stdin
 is a pipe it watches: when this service dies, even by kill -9, the pipe
@@ -33,7 +37,14 @@ class LocalExecutor:
         self.followers: dict[str, asyncio.Task[None]] = {}
 
     async def start(self, job_id: str, job_dir: Path) -> None:
-        env = {**os.environ, **self.device_env, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
+        env = {
+            **os.environ,
+            **self.device_env,
+            "PYTHONPATH": str(ROOT),
+            "TF_CPP_MIN_LOG_LEVEL": "2",
+            "LUMEN_TRAINING_WORKER_NICE": str(self.nice),
+            "LUMEN_TRAINING_WORKER_THREADS": str(self.threads),
+        }
         log_file = (job_dir / "log.txt").open("ab")
         try:
             process = await asyncio.create_subprocess_exec(
@@ -47,7 +58,6 @@ class LocalExecutor:
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=log_file,
-                preexec_fn=self._lower_priority,
                 limit=1 << 20,
             )
         finally:
@@ -55,9 +65,6 @@ class LocalExecutor:
         self.processes[job_id] = process
         self.followers[job_id] = asyncio.create_task(self._follow(job_id, job_dir, process))
         log.info("job %s started as process %d", job_id, process.pid)
-
-    def _lower_priority(self) -> None:
-        os.nice(self.nice)
 
     async def _follow(self, job_id: str, job_dir: Path, process: asyncio.subprocess.Process) -> None:
         assert process.stdout is not None

@@ -51,7 +51,8 @@ def _limit_threads(threads: int) -> None:
 
 def run(job_dir: Path) -> int:
     spec = json.loads((job_dir / "spec.json").read_text())
-    _limit_threads(int(spec.get("threads", 1)))
+    os.nice(int(os.environ.get("LUMEN_TRAINING_WORKER_NICE", "0")))
+    _limit_threads(int(os.environ.get("LUMEN_TRAINING_WORKER_THREADS", spec.get("threads", 1))))
     from services.training.recipes import RECIPES
     from services.training.recipes.base import TrainContext, TrainingFailed
     from shared.errors import LumenError
