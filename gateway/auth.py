@@ -26,7 +26,8 @@ import grpc.aio
 from prometheus_client import Counter
 
 from gateway.key_store import LOCAL_KEY, ApiKey, KeyStore
-from gateway.limits import Ledger, Refusal, add_usage
+from gateway.limits import Refusal, add_usage
+from gateway.meter import MemoryMeter, Meter
 from lumen.common.v1 import common_pb2
 from shared.errors import PermissionDenied, ResourceExhausted, Unauthenticated
 from shared.interceptors import USAGE_KEY, WrappingInterceptor, usage_of
@@ -87,10 +88,10 @@ class Guard:
     ("nlp", "vision", "embeddings" or "gateway"); ``store`` None means keys off.
     """
 
-    def __init__(self, store: KeyStore | None, routes: Mapping[str, str], ledger: Ledger | None = None) -> None:
+    def __init__(self, store: KeyStore | None, routes: Mapping[str, str], meter: Meter | None = None) -> None:
         self.store = store
         self.routes = dict(routes)
-        self.ledger = ledger or Ledger()
+        self.meter: Meter = meter or MemoryMeter()
 
     @property
     def enabled(self) -> bool:
@@ -114,16 +115,17 @@ class Guard:
             raise Unauthenticated("invalid API key")
         return key
 
-    def admit(self, metadata: Any, method: str) -> ApiKey:
-        """The caller's key if the call may run now; raises the status to answer otherwise."""
+    async def admit(self, metadata: Any, method: str) -> ApiKey:
+        """The caller's key if the call may run now (and then counted); raises the status to answer otherwise."""
         key = self.authenticate(metadata)
-        if method != GET_USAGE:
+        counted = method != GET_USAGE
+        if counted:
             service = self.routes.get(method[1:].split("/", 1)[0], "")
             if not key.may_use(service):
                 REFUSED.labels(key.id, "permission").inc()
                 raise PermissionDenied(f"key {key.id!r} may not use the {service or 'requested'} service")
-            self._refuse_if(key, self.ledger.check_quota(key))
-        self._refuse_if(key, self.ledger.check_rate(key))
+        # Quota (counted calls only), rate and counting in one step: atomic across gateway replicas.
+        self._refuse_if(key, await self.meter.admit(key, method, counted))
         return key
 
     def _refuse_if(self, key: ApiKey, refusal: Refusal | None) -> None:
@@ -136,16 +138,13 @@ class KeyInterceptor(WrappingInterceptor):
     def __init__(self, guard: Guard) -> None:
         self.guard = guard
 
-    def _start(self, method: str, context: grpc.aio.ServicerContext) -> tuple[ApiKey, contextvars.Token, bool]:
-        key = self.guard.admit(context.invocation_metadata(), method)
-        counted = method != GET_USAGE
-        if counted:
-            self.guard.ledger.admit(key, method)
-        return key, _caller.set(key), counted
+    async def _start(self, method: str, context: grpc.aio.ServicerContext) -> tuple[ApiKey, contextvars.Token, bool]:
+        key = await self.guard.admit(context.invocation_metadata(), method)
+        return key, _caller.set(key), method != GET_USAGE
 
     def unary(self, method: str, behavior: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
         async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            key, token, counted = self._start(method, context)
+            key, token, counted = await self._start(method, context)
             ok, usage = False, None
             try:
                 response = await behavior(request, context)
@@ -154,13 +153,13 @@ class KeyInterceptor(WrappingInterceptor):
             finally:
                 _caller.reset(token)
                 if counted:
-                    self.guard.ledger.settle(key, method, ok, usage)
+                    await self.guard.meter.settle(key, method, ok, usage)
 
         return wrapped
 
     def streaming(self, method: str, behavior: Callable[..., Any]) -> Callable[..., AsyncIterator[Any]]:
         async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-            key, token, counted = self._start(method, context)
+            key, token, counted = await self._start(method, context)
             ok, total = False, common_pb2.Usage()
             try:
                 result = behavior(request, context)
@@ -179,6 +178,6 @@ class KeyInterceptor(WrappingInterceptor):
                 with contextlib.suppress(ValueError):
                     _caller.reset(token)
                 if counted:
-                    self.guard.ledger.settle(key, method, ok, total)
+                    await self.guard.meter.settle(key, method, ok, total)
 
         return wrapped

@@ -16,6 +16,7 @@ from gateway.auth import Guard, KeyInterceptor
 from gateway.backends import Backend, BackendTls, watch_health
 from gateway.forwarding import forwarding_handler
 from gateway.key_store import KeyStore
+from gateway.meter import open_meter
 from gateway.servicer import GatewayServicer
 from gateway.settings import GatewaySettings
 from lumen.embeddings.v1 import embeddings_pb2
@@ -74,6 +75,7 @@ class Gateway:
         await asyncio.gather(*self.watchers, return_exceptions=True)
         for backend in self.backends.values():
             await backend.close()
+        await self.guard.meter.close()
 
 
 def backend_tls(settings: GatewaySettings) -> BackendTls | None:
@@ -106,7 +108,7 @@ def make_guard(settings: GatewaySettings, backends: dict[str, Backend]) -> Guard
     store = KeyStore(Path(settings.keys_file), settings.keys_reload_s) if settings.keys_file else None
     if store is None:
         logger.warning("API keys are off (LUMEN_GATEWAY_KEYS_FILE is empty): every call is accepted")
-    return Guard(store, routes)
+    return Guard(store, routes, open_meter(settings.redis_url))
 
 
 async def start(settings: GatewaySettings) -> Gateway:

@@ -68,7 +68,7 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
         key = self.guard.known_key(key_id)
         if key is None:
             raise NotFound("key", key_id, "key_id")
-        return usage_report(key, self.guard.ledger.period(key))
+        return usage_report(key, await self.guard.meter.period(key))
 
     async def ListModels(
         self, request: pb.ListModelsRequest, context: grpc.aio.ServicerContext

@@ -37,6 +37,11 @@ class GatewaySettings(ServerSettings):
         "JSON file of API keys (hashes only; see `python -m gateway.keys`). Empty turns keys off: every call "
         "is accepted and counted under the key id 'local' (local development; deploy/ sets a file).",
     )
+    redis_url: str = setting(
+        "",
+        "redis://... to keep rate limits, quotas and usage in Redis, shared by every gateway replica (from a "
+        "Secret); empty keeps them in this process's memory (one replica: N replicas would give N times a quota).",
+    )
     keys_reload_s: float = setting(5.0, "How often the keys file is checked for changes (new or revoked keys).")
     deadline_margin_ms: int = setting(
         100,

@@ -9,7 +9,7 @@ back whole at the next open.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -41,3 +41,15 @@ def transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         db.execute("ROLLBACK")
         raise
     db.execute("COMMIT")
+
+
+def migrate(db: sqlite3.Connection, steps: Sequence[str]) -> None:
+    """Apply the schema steps not applied yet (counted in PRAGMA user_version), each in its transaction."""
+    done = int(db.execute("PRAGMA user_version").fetchone()[0])
+    for number, step in enumerate(steps[done:], start=done + 1):
+        try:
+            db.executescript(f"BEGIN IMMEDIATE;\n{step};\nPRAGMA user_version = {number};\nCOMMIT;")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise

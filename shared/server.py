@@ -22,6 +22,7 @@ import grpc.aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from shared.decoding import ParseInterceptor
 from shared.interceptors import ServerInterceptor
 from shared.settings import ServerSettings
 
@@ -86,7 +87,9 @@ async def create_server(
 ) -> RunningServer:
     """Start a server on settings.host:settings.port; health starts NOT_SERVING."""
     server = grpc.aio.server(
-        interceptors=[ServerInterceptor(), *extra_interceptors],
+        # ParseInterceptor last (innermost): requests are parsed after the checks that
+        # need no payload, and bytes that do not parse answer INVALID_ARGUMENT.
+        interceptors=[ServerInterceptor(), *extra_interceptors, ParseInterceptor()],
         options=[
             ("grpc.so_reuseport", 0),
             # Let clients (the gateway) keepalive-ping every 10 s or more, so a vanished

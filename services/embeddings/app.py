@@ -9,7 +9,7 @@ from services.embeddings import runtime_sentence, runtime_word2vec
 from services.embeddings.collection_index import AnnConfig
 from services.embeddings.collection_manager import Collections
 from services.embeddings.collection_servicer import CollectionServicer
-from services.embeddings.collection_store import CollectionStore
+from services.embeddings.collection_store_pg import open_collection_store
 from services.embeddings.embedder import Embedder
 from services.embeddings.servicer import EmbeddingServicer
 from services.embeddings.settings import EmbeddingsSettings
@@ -28,9 +28,11 @@ def registrations(repository: ModelRepository, settings: EmbeddingsSettings) -> 
     services = embeddings_pb2.DESCRIPTOR.services_by_name
     embedder = Embedder(repository, settings)
     # Reads every collection back into memory before the port serves (rebuild after a crash).
-    store = CollectionStore(
+    store = open_collection_store(
+        settings.database_url,
         settings.collections_path(),
         AnnConfig(threshold=settings.ann_threshold, expansion_search=settings.ann_expansion_search),
+        settings.collection_limits(),
     )
     return [
         Registration(

@@ -20,13 +20,14 @@ from google.protobuf import struct_pb2
 from lumen.common.v1 import common_pb2
 from lumen.embeddings.v1 import embeddings_pb2 as pb
 from services.embeddings import collection_metadata
-from services.embeddings.collection import Collection, Hit
+from services.embeddings.collection import Collection, Hit, metadata_bytes
 from services.embeddings.collection_store import CollectionStore, NewDocument
+from services.embeddings.collection_store_pg import PostgresCollectionStore
 from services.embeddings.embedder import Embedder
 from services.embeddings.ready import ready_runtime
 from services.embeddings.runtime_sentence import SentenceTransformerModel
 from services.embeddings.settings import EmbeddingsSettings
-from shared.errors import FailedPrecondition, InvalidArgument, LumenError, NotFound
+from shared.errors import FailedPrecondition, InvalidArgument, LumenError, NotFound, ResourceExhausted
 from shared.validation import check_top_k
 
 NAME = re.compile(r"[a-z0-9_-]{1,64}")
@@ -78,7 +79,9 @@ class UpsertResult:
 
 
 class Collections:
-    def __init__(self, store: CollectionStore, embedder: Embedder, settings: EmbeddingsSettings) -> None:
+    def __init__(
+        self, store: CollectionStore | PostgresCollectionStore, embedder: Embedder, settings: EmbeddingsSettings
+    ) -> None:
         self.store = store
         self.embedder = embedder
         self.settings = settings
@@ -89,22 +92,23 @@ class Collections:
         runtime = ready_runtime(entry, SentenceTransformerModel)
         return await self.store.create(name, entry.config.name, runtime.dimension)
 
-    def get(self, name: str) -> Collection:
+    async def get(self, name: str) -> Collection:
         if not name:
             raise InvalidArgument("name", "is required")
-        return self.store.get(name, "name")
+        return await self.store.current(name, "name")
 
-    def list(self) -> list[Collection]:
-        return self.store.all()
+    async def list(self) -> list[Collection]:
+        return await self.store.current_all()
 
     async def delete(self, name: str) -> None:
-        self.get(name)
+        if not name:
+            raise InvalidArgument("name", "is required")
         await self.store.drop(name)
 
-    def _collection(self, name: str) -> Collection:
+    async def _collection(self, name: str) -> Collection:
         if not name:
             raise InvalidArgument("collection", "is required")
-        return self.store.get(name)
+        return await self.store.current(name)
 
     def _check_text(self, text: str, field: str, required: bool = True) -> None:
         if required and not text.strip():
@@ -116,6 +120,12 @@ class Collections:
         if not doc.id or len(doc.id) > self.settings.max_document_id_chars:
             raise InvalidArgument(f"{field}.id", f"must be 1 to {self.settings.max_document_id_chars} characters")
         metadata = collection_metadata.parse(doc.metadata, f"{field}.metadata")
+        size = metadata_bytes(metadata)
+        if size > self.settings.max_metadata_bytes:
+            raise ResourceExhausted(
+                f"{field}.metadata is {size} bytes as JSON; at most {self.settings.max_metadata_bytes}",
+                f"{field}.metadata",
+            )
         # With a vector the text is optional (stored, not embedded); without one it is what gets embedded.
         has_vector = doc.HasField("vector")
         self._check_text(doc.text, f"{field}.text", required=not has_vector)
@@ -146,7 +156,7 @@ class Collections:
         return vectors, sum(r.tokens for r in results)
 
     async def upsert(self, name: str, documents: Sequence[pb.Document]) -> UpsertResult:
-        collection = self._collection(name)
+        collection = await self._collection(name)
         if not documents:
             raise InvalidArgument("documents", "must hold at least one document")
         if len(documents) > self.settings.max_upsert_documents:
@@ -158,7 +168,7 @@ class Collections:
         for i, doc in enumerate(documents):
             try:
                 parsed = self._parse_document(doc, f"documents[{i}]", collection.dimension)
-            except InvalidArgument as exc:
+            except (InvalidArgument, ResourceExhausted) as exc:
                 statuses[i] = exc
                 continue
             pending.pop(parsed.id, None)  # the same id twice in one call: the last one wins
@@ -176,7 +186,7 @@ class Collections:
         return UpsertResult(statuses, len(pending), tokens)
 
     async def delete_documents(self, name: str, ids: list[str]) -> int:
-        collection = self._collection(name)
+        collection = await self._collection(name)
         if not ids:
             raise InvalidArgument("ids", "must hold at least one id")
         if len(ids) > self.settings.max_delete_ids:
@@ -195,7 +205,7 @@ class Collections:
         where: struct_pb2.Struct | None = None,
     ) -> tuple[list[Hit], int]:
         """Hits best first, and the tokens spent embedding a text query."""
-        collection = self._collection(name)
+        collection = await self._collection(name)
         check_top_k(top_k, "top_k", self.settings.max_top_k)
         equal = collection_metadata.parse(where, "filter") if where is not None else {}
         tokens = 0

@@ -53,12 +53,12 @@ class CollectionServicer(pb_grpc.CollectionServiceServicer):
     async def GetCollection(
         self, request: pb.GetCollectionRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetCollectionResponse:
-        return pb.GetCollectionResponse(collection=collection_proto(self.collections.get(request.name)))
+        return pb.GetCollectionResponse(collection=collection_proto(await self.collections.get(request.name)))
 
     async def ListCollections(
         self, request: pb.ListCollectionsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListCollectionsResponse:
-        return pb.ListCollectionsResponse(collections=[collection_proto(c) for c in self.collections.list()])
+        return pb.ListCollectionsResponse(collections=[collection_proto(c) for c in await self.collections.list()])
 
     async def UpsertDocuments(
         self, request: pb.UpsertDocumentsRequest, context: grpc.aio.ServicerContext

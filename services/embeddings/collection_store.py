@@ -10,6 +10,11 @@ All database work runs on one dedicated thread, in call order: writes never
 contend for the database lock, and each write updates the in-memory collection
 right after its COMMIT, so memory sees writes in the order the disk does.
 At start, every collection is read back into memory (collection.Collection).
+
+This is the one-machine store; collection_store_pg.PostgresCollectionStore is
+the shared one, with the same methods (`open_collection_store` picks by
+settings). The memory here is the truth of reads, as this process is the
+database's only writer.
 """
 
 from __future__ import annotations
@@ -28,11 +33,11 @@ from typing import TypeVar
 
 import numpy as np
 
-from services.embeddings.collection import Collection, StoredDocument
+from services.embeddings.collection import Collection, CollectionLimits, StoredDocument, document_bytes
 from services.embeddings.collection_index import AnnConfig
 from services.embeddings.collection_metadata import Scalar
 from shared.durable_sqlite import open_durable, transaction
-from shared.errors import AlreadyExists, NotFound
+from shared.errors import AlreadyExists, NotFound, ResourceExhausted
 
 log = logging.getLogger(__name__)
 
@@ -71,10 +76,22 @@ class NewDocument:
     vector: np.ndarray
 
 
+def check_upsert(collection: Collection, documents: list[NewDocument], limits: CollectionLimits) -> None:
+    limits.check(collection, {d.id: document_bytes(d.text, d.metadata, collection.dimension) for d in documents})
+
+
+def check_collection_count(count: int, limits: CollectionLimits) -> None:
+    if count >= limits.max_collections:
+        raise ResourceExhausted(
+            f"there are already {count} collections; the limit is {limits.max_collections}", "collections"
+        )
+
+
 class CollectionStore:
-    def __init__(self, directory: Path, ann: AnnConfig) -> None:
+    def __init__(self, directory: Path, ann: AnnConfig, limits: CollectionLimits | None = None) -> None:
         self.path = directory / DATABASE
         self.ann = ann
+        self.limits = limits or CollectionLimits()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="collections-db")
         # Opened here, then used only on the executor's one thread.
         self._db = open_durable(self.path, SCHEMA)
@@ -117,6 +134,13 @@ class CollectionStore:
         snapshot = dict(self._collections)  # one C-level copy: safe while the store thread adds or drops
         return [snapshot[n] for n in sorted(snapshot)]
 
+    async def current(self, name: str, field: str = "collection") -> Collection:
+        """The collection as the truth has it now (here: memory, this process being the only writer)."""
+        return self.get(name, field)
+
+    async def current_all(self) -> list[Collection]:
+        return self.all()
+
     # -- writes (the store's thread) -----------------------------------------
 
     async def _run(self, fn: Callable[..., T], *args: object) -> T:
@@ -131,6 +155,7 @@ class CollectionStore:
     def _create(self, name: str, model: str, dimension: int) -> Collection:
         if name in self._collections:
             raise AlreadyExists("collection", name)
+        check_collection_count(len(self._collections), self.limits)
         with self._transaction() as db:
             cursor = db.execute(
                 "INSERT INTO collections (name, model, dimension, created_at) VALUES (?, ?, ?, ?)",
@@ -159,6 +184,7 @@ class CollectionStore:
     def _upsert(self, collection: Collection, documents: list[NewDocument]) -> None:
         if collection.deleted:  # dropped (maybe recreated) while this call was embedding
             raise NotFound("collection", collection.name, "collection")
+        check_upsert(collection, documents, self.limits)  # exact: this thread is the only writer
         stored = []
         with self._transaction() as db:
             for doc in documents:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from services.embeddings.collection import CollectionLimits
 from shared.model_service import ROOT
 from shared.settings import ModelServerSettings, setting
 
@@ -20,6 +21,22 @@ class EmbeddingsSettings(ModelServerSettings):
     collections_dir: str = setting(
         "", "Folder of the collections database (SQLite, WAL). Empty uses var/collections under the repo root."
     )
+    database_url: str = setting(
+        "",
+        "postgresql://... to keep collections in PostgreSQL, shared by every replica (from a Secret); "
+        "empty keeps them in SQLite under collections_dir (one replica).",
+    )
+    max_collections: int = setting(1000, "Most collections; creating one more is RESOURCE_EXHAUSTED.")
+    max_collection_documents: int = setting(
+        200_000, "Most documents in one collection (all are held in memory); past it RESOURCE_EXHAUSTED."
+    )
+    max_collection_bytes: int = setting(
+        512 * 1024 * 1024,
+        "Most bytes in one collection (texts, metadata JSON and float32 vectors); past it RESOURCE_EXHAUSTED.",
+    )
+    max_metadata_bytes: int = setting(
+        16 * 1024, "Largest metadata of one document, as JSON bytes; past it that document is RESOURCE_EXHAUSTED."
+    )
     max_upsert_documents: int = setting(256, "Most documents in one UpsertDocuments call.")
     max_delete_ids: int = setting(1024, "Most ids in one DeleteDocuments call.")
     max_document_id_chars: int = setting(256, "Longest document id, in characters.")
@@ -31,6 +48,9 @@ class EmbeddingsSettings(ModelServerSettings):
     ann_expansion_search: int = setting(
         128, "HNSW search breadth (usearch expansion_search): higher is better recall and slower."
     )
+
+    def collection_limits(self) -> CollectionLimits:
+        return CollectionLimits(self.max_collection_documents, self.max_collection_bytes, self.max_collections)
 
     def collections_path(self) -> Path:
         return Path(self.collections_dir) if self.collections_dir else ROOT / "var" / "collections"

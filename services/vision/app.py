@@ -37,7 +37,7 @@ def galleries_dir(settings: VisionSettings) -> Path:
 def registrations(repository: ModelRepository, settings: VisionSettings) -> list[Registration]:  # type: ignore[override]
     services = vision_pb2.DESCRIPTOR.services_by_name
     analyzer = ImageAnalyzer(repository, settings)
-    galleries = GalleryStore(galleries_dir(settings))
+    galleries = GalleryStore(galleries_dir(settings), settings.database_url)
     return [
         Registration(
             vision_pb2_grpc.add_ImageAnalysisServiceServicer_to_server,

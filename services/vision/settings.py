@@ -19,3 +19,8 @@ class VisionSettings(ModelServerSettings):
     max_classify_images: int = setting(32, "Most images in one ClassifyImages call.")
     max_images: int = setting(16, "Most images in one call of the detection and face RPCs.")
     galleries_dir: str = setting("", "Folder of the face-gallery database. Empty uses var/galleries.")
+    database_url: str = setting(
+        "",
+        "postgresql://... to keep face galleries in PostgreSQL, shared by every replica (from a Secret); "
+        "empty keeps them in SQLite under galleries_dir (one replica).",
+    )
