@@ -20,7 +20,7 @@ export TOKENIZERS_PARALLELISM := false
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup venv protos models run test test-fast lint bench settings lock clean deploy-tools deploy-check client-toolchains clients state-servers
+.PHONY: setup venv protos models run test test-fast lint bench bench-limits fuzz settings lock clean deploy-tools deploy-check client-toolchains clients state-servers
 
 setup: venv protos models
 
@@ -102,6 +102,14 @@ test-fast: setup
 
 bench: setup
 	$(PY) -m tools.bench
+
+# Worst case of every public RPC at its limits: CPU seconds and peak memory per call.
+bench-limits: setup
+	$(PY) -m tools.bench_limits
+
+# The long fuzz run: >= 200 calls per method on every server of the suite (tests/fuzz).
+fuzz: setup
+	$(PY) -m tests.fuzz.fuzzer --calls 200
 
 settings: setup
 	@$(PY) -m tools.settings

@@ -7,6 +7,16 @@ turned into statuses and access-log lines there. The key itself is never
 logged, never put in an error message and never forwarded to a backend; only
 its non-secret id is used from here on.
 
+The key is checked from the call's metadata alone, before grpc receives and
+parses the request: a call without a valid key (or past its rate or quota)
+is refused without its body being read, so a keyless flood of large messages
+costs the gateway little memory.
+
+Streams are billed message by message as they pass (their usage field,
+gateway.usage_meter), so a stream cancelled or failed midway is billed what
+it computed, and a stream ends with RESOURCE_EXHAUSTED once the key's tokens
+or images quota runs out.
+
 Health checks and reflection (``/grpc.*``) need no key: probes and tools use
 them. GetUsage needs a valid key but no service permission and no quota left,
 so that a key can always see why it is refused; it is rate limited and not
@@ -18,7 +28,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import inspect
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 import grpc
@@ -26,11 +36,12 @@ import grpc.aio
 from prometheus_client import Counter
 
 from gateway.key_store import LOCAL_KEY, ApiKey, KeyStore
-from gateway.limits import Refusal, add_usage
+from gateway.limits import Refusal
 from gateway.meter import MemoryMeter, Meter
+from gateway.usage_meter import scan_usage
 from lumen.common.v1 import common_pb2
-from shared.errors import PermissionDenied, ResourceExhausted, Unauthenticated
-from shared.interceptors import USAGE_KEY, WrappingInterceptor, usage_of
+from shared.errors import LumenError, PermissionDenied, ResourceExhausted, Unauthenticated
+from shared.interceptors import USAGE_KEY, is_infrastructure, usage_of, wrap_handler
 
 GET_USAGE = "/lumen.gateway.v1.GatewayService/GetUsage"
 BEARER = "bearer "
@@ -88,10 +99,17 @@ class Guard:
     ("nlp", "vision", "embeddings" or "gateway"); ``store`` None means keys off.
     """
 
-    def __init__(self, store: KeyStore | None, routes: Mapping[str, str], meter: Meter | None = None) -> None:
+    def __init__(
+        self,
+        store: KeyStore | None,
+        routes: Mapping[str, str],
+        meter: Meter | None = None,
+        admin_methods: Iterable[str] = (),
+    ) -> None:
         self.store = store
         self.routes = dict(routes)
         self.meter: Meter = meter or MemoryMeter()
+        self.admin_methods = frozenset(admin_methods)
 
     @property
     def enabled(self) -> bool:
@@ -124,27 +142,63 @@ class Guard:
             if not key.may_use(service):
                 REFUSED.labels(key.id, "permission").inc()
                 raise PermissionDenied(f"key {key.id!r} may not use the {service or 'requested'} service")
+            if method in self.admin_methods and not key.admin:
+                REFUSED.labels(key.id, "admin").inc()
+                raise PermissionDenied(f"{method.rsplit('/', 1)[1]} needs an admin key; key {key.id!r} is not one")
         # Quota (counted calls only), rate and counting in one step: atomic across gateway replicas.
-        self._refuse_if(key, await self.meter.admit(key, method, counted))
+        self.refuse_if(key, await self.meter.admit(key, method, counted))
         return key
 
-    def _refuse_if(self, key: ApiKey, refusal: Refusal | None) -> None:
+    def refuse_if(self, key: ApiKey, refusal: Refusal | None) -> None:
         if refusal is not None:
             REFUSED.labels(key.id, refusal.reason).inc()
             raise ResourceExhausted(refusal.message, subject=f"key:{key.id}", retry_after_s=refusal.retry_after_s)
 
 
-class KeyInterceptor(WrappingInterceptor):
-    def __init__(self, guard: Guard) -> None:
+async def _refused(exc: LumenError) -> AsyncIterator[Any]:
+    """A call refused before its request is read: the handler is a stream one whatever the method,
+    so grpc never receives (up to max_message_bytes) or parses the body of a call without a key."""
+    raise exc
+    yield  # an async generator, as the shared interceptor's streaming wrapper expects
+
+
+class KeyInterceptor(grpc.aio.ServerInterceptor):
+    """Admits each call from its metadata alone, before grpc reads the request, then counts it.
+
+    ``usage_fields`` (gateway.usage_meter.usage_fields) names the usage field of each
+    streamed response, read as each message passes to bill it at once and end the
+    stream when the key's quota runs out."""
+
+    def __init__(self, guard: Guard, usage_fields: Mapping[str, int] | None = None) -> None:
         self.guard = guard
+        self.usage_fields = dict(usage_fields or {})
 
-    async def _start(self, method: str, context: grpc.aio.ServicerContext) -> tuple[ApiKey, contextvars.Token, bool]:
-        key = await self.guard.admit(context.invocation_metadata(), method)
-        return key, _caller.set(key), method != GET_USAGE
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        method = handler_call_details.method
+        if handler is None or is_infrastructure(method):
+            return handler
+        try:
+            key = await self.guard.admit(handler_call_details.invocation_metadata, method)
+        except LumenError as exc:
+            refusal = exc
+            return grpc.stream_stream_rpc_method_handler(lambda _requests, _context: _refused(refusal))
+        counted = method != GET_USAGE
+        return wrap_handler(
+            handler,
+            lambda b: self.unary(key, method, counted, b),
+            lambda b: self.streaming(key, method, counted, b),
+        )
 
-    def unary(self, method: str, behavior: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    def unary(
+        self, key: ApiKey, method: str, counted: bool, behavior: Callable[..., Awaitable[Any]]
+    ) -> Callable[..., Awaitable[Any]]:
         async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            key, token, counted = await self._start(method, context)
+            token = _caller.set(key)
             ok, usage = False, None
             try:
                 response = await behavior(request, context)
@@ -157,27 +211,42 @@ class KeyInterceptor(WrappingInterceptor):
 
         return wrapped
 
-    def streaming(self, method: str, behavior: Callable[..., Any]) -> Callable[..., AsyncIterator[Any]]:
+    def _message_usage(self, method: str, response: Any) -> common_pb2.Usage | None:
+        field = self.usage_fields.get(method)
+        if field and isinstance(response, bytes):  # a forwarded stream's raw message
+            return scan_usage(response, field)
+        return usage_of(response)
+
+    def streaming(
+        self, key: ApiKey, method: str, counted: bool, behavior: Callable[..., Any]
+    ) -> Callable[..., AsyncIterator[Any]]:
         async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-            key, token, counted = await self._start(method, context)
-            ok, total = False, common_pb2.Usage()
+            token = _caller.set(key)
+            ok, charged = False, False
             try:
                 result = behavior(request, context)
                 if inspect.isasyncgen(result):
-                    async for response in result:
-                        add_usage(total, usage_of(response))
-                        yield response
+                    # aclosing: leaving early (quota, client gone) closes the relay at once,
+                    # which cancels the backend call.
+                    async with contextlib.aclosing(result) as responses:
+                        async for response in responses:
+                            usage = self._message_usage(method, response)
+                            if counted and usage is not None and usage.ByteSize():
+                                # Billed as it passes; the message that uses the quota up is
+                                # delivered, the next one ends the stream with RESOURCE_EXHAUSTED
+                                # (billed all the same: the backend computed it).
+                                charged = True
+                                self.guard.refuse_if(key, await self.guard.meter.charge(key, method, usage))
+                            yield response
                 else:  # a coroutine that writes with context.write()
                     await result
                 ok = True
-                if not total.ByteSize():
-                    add_usage(total, usage_in_trailers(context))
             finally:
                 # A stream the client abandons may be closed from another context; the
                 # variable dies with the call's task anyway.
                 with contextlib.suppress(ValueError):
                     _caller.reset(token)
                 if counted:
-                    await self.guard.meter.settle(key, method, ok, total)
+                    await self.guard.meter.settle(key, method, ok, None if charged else usage_in_trailers(context))
 
         return wrapped

@@ -78,7 +78,14 @@ class Backend:
     channel: grpc.aio.Channel = field(init=False)
     serving: bool = field(default=False, init=False)
 
-    def open(self, max_message_bytes: int, attempts: int, tls: BackendTls | None = None, keepalive_s: int = 20) -> None:
+    def open(
+        self,
+        max_message_bytes: int,
+        attempts: int,
+        tls: BackendTls | None = None,
+        keepalive_s: int = 20,
+        interceptors: Sequence[Any] = (),
+    ) -> None:
         options: list[tuple[str, Any]] = [
             ("grpc.service_config", service_config(self.retry_services, attempts)),
             ("grpc.enable_retries", 1),
@@ -96,11 +103,13 @@ class Backend:
             ("grpc.max_reconnect_backoff_ms", 2_000),
         ]
         if tls is None:
-            self.channel = grpc.aio.insecure_channel(self.address, options=options)
+            self.channel = grpc.aio.insecure_channel(self.address, options=options, interceptors=interceptors)
             return
         if tls.server_name:
             options.append(("grpc.ssl_target_name_override", tls.server_name))
-        self.channel = grpc.aio.secure_channel(self.address, tls.credentials(), options=options)
+        self.channel = grpc.aio.secure_channel(
+            self.address, tls.credentials(), options=options, interceptors=interceptors
+        )
 
     async def close(self) -> None:
         await self.channel.close()

@@ -26,6 +26,7 @@ import hashlib
 import hmac
 import json
 import logging
+import math
 import os
 import re
 import secrets
@@ -81,12 +82,26 @@ class ApiKey:
         return out
 
     @classmethod
-    def from_json(cls, raw: dict[str, Any]) -> ApiKey:
+    def from_json(cls, raw: Any) -> ApiKey:
+        """A key from its file entry, every field checked by type: ``"admin": "false"`` is an
+        error, not a truthy string that grants admin."""
+        if not isinstance(raw, dict):
+            raise ValueError(f"each entry of 'keys' must be an object, not {type(raw).__name__}")
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = set(raw) - names
         if unknown:
             raise ValueError(f"unknown fields {sorted(unknown)}")
-        key = cls(**{**raw, "services": frozenset(raw.get("services", SERVICES))})
+        label = raw.get("id") if isinstance(raw.get("id"), str) else "?"
+        for name, value in raw.items():
+            kinds = FIELD_TYPES[name]
+            # bool is an int in Python: a number field must not take true/false, nor a bool field 1/0.
+            if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+                want = " or ".join(k.__name__ for k in kinds)
+                raise ValueError(f"key {label!r}: {name} must be {want}, not {type(value).__name__} {value!r}")
+        services = raw.get("services", list(SERVICES))
+        if not all(isinstance(s, str) for s in services):
+            raise ValueError(f"key {label!r}: services must be a list of strings")
+        key = cls(**{**raw, "services": frozenset(services)})
         key.check()
         return key
 
@@ -105,8 +120,23 @@ class ApiKey:
             self.images_per_period,
             self.training_jobs,
         )
-        if min(numbers) < 0 or self.period_s < 1:
+        if not all(math.isfinite(n) for n in numbers) or min(numbers) < 0 or self.period_s < 1:
             raise ValueError(f"key {self.id!r}: limits must be >= 0 and period_s >= 1")
+
+
+# JSON types each field of a keys-file entry must have.
+FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "id": (str,),
+    "sha256": (str,),
+    "services": (list,),
+    "rate_per_s": (int, float),
+    "burst": (int,),
+    "period_s": (int,),
+    "calls_per_period": (int,),
+    "tokens_per_period": (int,),
+    "images_per_period": (int,),
+    "admin": (bool,),
+}
 
 
 # With keys off (local development) every call runs as this key: all services, no limits.
@@ -117,6 +147,8 @@ def read_keys(path: Path) -> list[ApiKey]:
     if not path.exists():
         return []
     raw = json.loads(path.read_text() or "{}")
+    if not isinstance(raw, dict) or not isinstance(raw.get("keys", []), list):
+        raise ValueError('the file must hold {"keys": [...]}')
     keys = [ApiKey.from_json(entry) for entry in raw.get("keys", [])]
     ids = [k.id for k in keys]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})

@@ -105,7 +105,8 @@ class Ledger:
             current = self.periods[key.id] = PeriodUsage(start, key.period_s)
         return current
 
-    def check_quota(self, key: ApiKey) -> Refusal | None:
+    def check_quota(self, key: ApiKey, reasons: tuple[str, ...] = ("calls", "tokens", "images")) -> Refusal | None:
+        """Why the key may not start (or, for ``reasons`` tokens and images, go on with) a call."""
         period = self.period(key)
         wait = max(period.end - self.clock(), 0.0)
         for reason, used, limit in (
@@ -113,7 +114,7 @@ class Ledger:
             ("tokens", period.tokens, key.tokens_per_period),
             ("images", period.usage.images, key.images_per_period),
         ):
-            if limit and used >= limit:
+            if limit and used >= limit and reason in reasons:
                 return Refusal(reason, f"quota of {limit} {reason} per {key.period_s}s used up", wait)
         return None
 
@@ -136,10 +137,13 @@ class Ledger:
         period.calls += 1
         period.methods.setdefault(method, MethodCounts()).calls += 1
 
-    def settle(self, key: ApiKey, method: str, ok: bool, usage: common_pb2.Usage | None) -> None:
-        """Add a finished call's outcome and consumption."""
+    def charge(self, key: ApiKey, method: str, usage: common_pb2.Usage | None) -> None:
+        """Add consumption as it happens (a stream's message), so that quotas see it at once."""
         period = self.period(key)
-        counts = period.methods.setdefault(method, MethodCounts())
-        counts.errors += 0 if ok else 1
-        add_usage(counts.usage, usage)
+        add_usage(period.methods.setdefault(method, MethodCounts()).usage, usage)
         add_usage(period.usage, usage)
+
+    def settle(self, key: ApiKey, method: str, ok: bool, usage: common_pb2.Usage | None = None) -> None:
+        """Add a finished call's outcome and the consumption not charged yet."""
+        self.period(key).methods.setdefault(method, MethodCounts()).errors += 0 if ok else 1
+        self.charge(key, method, usage)

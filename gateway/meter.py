@@ -47,6 +47,11 @@ class Meter(Protocol):
         """Add a finished call's outcome and consumption (never raises for the store's sake)."""
         ...
 
+    async def charge(self, key: ApiKey, method: str, usage: common_pb2.Usage) -> Refusal | None:
+        """Add a streamed message's usage as it passes; the refusal when the key's tokens or
+        images quota was already used up before it (the stream must end there)."""
+        ...
+
     async def period(self, key: ApiKey) -> PeriodUsage: ...
 
     async def close(self) -> None: ...
@@ -66,6 +71,11 @@ class MemoryMeter:
 
     async def settle(self, key: ApiKey, method: str, ok: bool, usage: common_pb2.Usage | None) -> None:
         self.ledger.settle(key, method, ok, usage)
+
+    async def charge(self, key: ApiKey, method: str, usage: common_pb2.Usage) -> Refusal | None:
+        refusal = self.ledger.check_quota(key, ("tokens", "images"))
+        self.ledger.charge(key, method, usage)
+        return refusal
 
     async def period(self, key: ApiKey) -> PeriodUsage:
         return self.ledger.period(key)
@@ -155,7 +165,8 @@ class RedisMeter:
             if not limited:
                 USAGE_LOST.labels("call").inc()
                 return None
-            raise Unavailable(f"the rate and quota store is unreachable: {exc}") from None
+            log.warning("Redis unreachable: %s", exc)
+            raise Unavailable("the rate and quota store is unreachable; retry later") from None
         if not reason:
             return None
         if reason == "rate":
@@ -184,12 +195,42 @@ class RedisMeter:
             USAGE_LOST.labels("usage").inc()
             log.warning("usage of key %s not recorded (%s): %s", key.id, method, exc)
 
+    async def charge(self, key: ApiKey, method: str, usage: common_pb2.Usage) -> Refusal | None:
+        usage_key, start = self._usage_key(key)
+        amounts = {"in": usage.input_tokens, "out": usage.output_tokens, "img": usage.images}
+        try:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                for field, amount in amounts.items():
+                    pipe.hincrby(usage_key, field, amount)
+                    if amount:
+                        pipe.hincrby(usage_key, f"m:{method}:{field}", amount)
+                pipe.expire(usage_key, 2 * key.period_s + 60)
+                results = await pipe.execute()
+        except _unreachable() as exc:
+            USAGE_LOST.labels("usage").inc()
+            log.warning("usage of key %s not recorded (%s): %s", key.id, method, exc)
+            return None
+        # Each field's total after this message (its HINCRBY's answer), less this message:
+        # what was used before it.
+        totals, at = {}, 0
+        for field, amount in amounts.items():
+            totals[field] = int(results[at]) - amount
+            at += 2 if amount else 1
+        wait = max(start + key.period_s - self.clock(), 0.0)
+        tokens = totals["in"] + totals["out"]
+        if key.tokens_per_period and tokens >= key.tokens_per_period:
+            return Refusal("tokens", f"quota of {key.tokens_per_period} tokens per {key.period_s}s used up", wait)
+        if key.images_per_period and totals["img"] >= key.images_per_period:
+            return Refusal("images", f"quota of {key.images_per_period} images per {key.period_s}s used up", wait)
+        return None
+
     async def period(self, key: ApiKey) -> PeriodUsage:
         usage_key, start = self._usage_key(key)
         try:
             raw = await self.redis.hgetall(usage_key)
         except _unreachable() as exc:
-            raise Unavailable(f"the usage store is unreachable: {exc}") from None
+            log.warning("Redis unreachable: %s", exc)
+            raise Unavailable("the usage store is unreachable; retry later") from None
         period = PeriodUsage(start, key.period_s, calls=int(raw.get("calls", 0)))
         for field, name in _FIELDS.items():
             setattr(period.usage, name, int(raw.get(field, 0)))

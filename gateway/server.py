@@ -19,6 +19,7 @@ from gateway.key_store import KeyStore
 from gateway.meter import open_meter
 from gateway.servicer import GatewayServicer
 from gateway.settings import GatewaySettings
+from gateway.usage_meter import usage_fields
 from lumen.embeddings.v1 import embeddings_pb2
 from lumen.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from lumen.nlp.v1 import nlp_pb2
@@ -27,6 +28,7 @@ from lumen.training.v1 import training_pb2
 from lumen.vision.v1 import vision_pb2
 from shared import log as logs
 from shared import metrics
+from shared.backend_token import client_interceptors
 from shared.server import Registration, RunningServer, create_server, run_until_signal
 from shared.settings import load
 
@@ -92,13 +94,33 @@ def backend_tls(settings: GatewaySettings) -> BackendTls | None:
 def make_backends(settings: GatewaySettings) -> dict[str, Backend]:
     addresses = {name: getattr(settings, f"{name}_address") for name in BACKEND_FILES}
     tls = backend_tls(settings)
+    interceptors = client_interceptors(settings.backend_token_file)
     backends = {}
     for name, module in BACKEND_FILES.items():
         services = tuple(s.full_name for s in module.DESCRIPTOR.services_by_name.values())
         backend = Backend(name, addresses[name], services, IDEMPOTENT_SERVICES[name], name not in MODELLESS)
-        backend.open(settings.max_message_bytes, settings.retry_attempts, tls, settings.backend_keepalive_s)
+        backend.open(
+            settings.max_message_bytes, settings.retry_attempts, tls, settings.backend_keepalive_s, interceptors
+        )
         backends[name] = backend
     return backends
+
+
+def admin_methods(settings: GatewaySettings) -> list[str]:
+    """Full method paths of settings.admin_methods ("Service/Method", package optional), checked to exist."""
+    known = {
+        f"/{service.full_name}/{method.name}": f"{service.name}/{method.name}"
+        for module in BACKEND_FILES.values()
+        for service in module.DESCRIPTOR.services_by_name.values()
+        for method in service.methods
+    }
+    out = []
+    for name in settings.admin_methods:
+        paths = [path for path, short in known.items() if name in (short, path[1:])]
+        if not paths:
+            raise ValueError(f"LUMEN_GATEWAY_ADMIN_METHODS: no forwarded method {name!r}")
+        out.extend(paths)
+    return out
 
 
 def make_guard(settings: GatewaySettings, backends: dict[str, Backend]) -> Guard:
@@ -108,7 +130,7 @@ def make_guard(settings: GatewaySettings, backends: dict[str, Backend]) -> Guard
     store = KeyStore(Path(settings.keys_file), settings.keys_reload_s) if settings.keys_file else None
     if store is None:
         logger.warning("API keys are off (LUMEN_GATEWAY_KEYS_FILE is empty): every call is accepted")
-    return Guard(store, routes, open_meter(settings.redis_url))
+    return Guard(store, routes, open_meter(settings.redis_url), admin_methods(settings))
 
 
 async def start(settings: GatewaySettings) -> Gateway:
@@ -123,7 +145,7 @@ async def start(settings: GatewaySettings) -> Gateway:
     server = await create_server(
         settings,
         [Registration(gateway_pb2_grpc.add_GatewayServiceServicer_to_server, servicer, GATEWAY_SERVICE)],
-        extra_interceptors=[KeyInterceptor(guard)],
+        extra_interceptors=[KeyInterceptor(guard, usage_fields(m.DESCRIPTOR for m in BACKEND_FILES.values()))],
         generic_handlers=handlers,
         extra_service_names=[s for b in backends.values() for s in b.services],
     )

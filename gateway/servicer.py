@@ -73,10 +73,16 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
     async def ListModels(
         self, request: pb.ListModelsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListModelsResponse:
+        """Each backend's models, as far as the caller's key may use that backend; load errors
+        and backend failures in full for admin keys only (they name files and addresses)."""
         with_models = sorted(name for name, backend in self.backends.items() if backend.serves_models)
         if request.service and request.service not in with_models:
             raise InvalidArgument("service", f"must be one of {with_models} or empty")
+        key = caller()
+        if request.service and not key.may_use(request.service):
+            raise PermissionDenied(f"key {key.id!r} may not use the {request.service} service")
         names = [request.service] if request.service else with_models
+        allowed = [n for n in names if key.may_use(n)]
         timeout = context.time_remaining() or self.default_timeout_s
         metadata = outgoing_metadata(context)
 
@@ -86,15 +92,26 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
                 common_pb2.ListModelsRequest(task=request.task), timeout=timeout, metadata=metadata
             )
 
-        results = await asyncio.gather(*(one(n) for n in names), return_exceptions=True)
+        results = dict(
+            zip(allowed, await asyncio.gather(*(one(n) for n in allowed), return_exceptions=True), strict=True)
+        )
         response = pb.ListModelsResponse()
-        for name, result in zip(names, results, strict=True):
-            if isinstance(result, grpc.aio.AioRpcError):
-                status = status_pb2.Status(code=result.code().value[0], message=result.details() or "")
+        for name in names:
+            result = results.get(name)
+            if name not in results:
+                status = status_pb2.Status(
+                    code=code_pb2.PERMISSION_DENIED, message=f"key {key.id!r} may not use the {name} service"
+                )
+            elif isinstance(result, grpc.aio.AioRpcError):
+                message = result.details() or "" if key.admin else f"the {name} service answered {result.code().name}"
+                status = status_pb2.Status(code=result.code().value[0], message=message)
             elif isinstance(result, BaseException):
                 raise result
             else:
                 status = status_pb2.Status(code=code_pb2.OK)
+                for model in result.models:
+                    if model.error and not key.admin:
+                        model.error = "the model failed to load; an admin key sees why"
                 response.models.extend(result.models)
             response.backends.append(pb.BackendStatus(service=name, status=status))
         return response

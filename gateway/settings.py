@@ -15,6 +15,10 @@ from shared.settings import ServerSettings, setting
 @dataclass
 class GatewaySettings(ServerSettings):
     port: int = setting(50051, "TCP port clients call.")
+    # Relays are cheap (bytes in, bytes out); each backend caps its own work.
+    max_concurrent_rpcs: int = setting(
+        256, "Calls relayed at once (health aside); more are shed with RESOURCE_EXHAUSTED and RetryInfo. 0: no limit."
+    )
     nlp_address: str = setting(
         "localhost:50052", "nlp service target; use dns:///nlp:50052 with a headless Service to balance replicas."
     )
@@ -47,6 +51,21 @@ class GatewaySettings(ServerSettings):
         100,
         "Composite calls answer this long before the caller's deadline (at most a fifth of the time left), "
         "so that the parts that finished still reach the caller.",
+    )
+    admin_methods: list[str] = setting(
+        [
+            "CollectionService/DeleteCollection",
+            "FaceRecognitionService/DeleteGallery",
+            "FaceRecognitionService/DeletePerson",
+        ],
+        "Forwarded methods (Service/Method, comma-separated) only admin keys may call; others get "
+        "PERMISSION_DENIED. Empty opens them to every key allowed the service. (LoadModel/UnloadModel are "
+        "not forwarded: they reach a model service directly, behind its backend token or mTLS.)",
+    )
+    backend_token_file: str = setting(
+        "",
+        "File (e.g. a mounted Secret) with the token sent to the model services on every call "
+        "(x-lumen-backend-token); set the same file as their LUMEN_<SERVICE>_BACKEND_TOKEN_FILE.",
     )
     backend_tls_ca_file: str = setting(
         "", "PEM CA bundle that signs the backends' certificates; set to call the backends over TLS."

@@ -7,26 +7,64 @@ request stream the error surfaces in the servicer's loop as INTERNAL. So the
 innermost interceptor hands grpc a pass-through deserializer (the request stays
 bytes on the wire side) and parses each message itself, where a failure becomes
 INVALID_ARGUMENT with a google.rpc.BadRequest naming the message.
+
+A request stream that ends in an error is also drained (bounded) before the
+status goes out: grpc.aio's client turns a write that fails because the server
+already answered into INTERNAL "Internal error from Core", losing our status,
+whenever the client was still sending (the gateway's relay is such a client).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
 import grpc.aio
 
-from shared.errors import InvalidArgument
+from shared.admission import Admission
+from shared.errors import InvalidArgument, ResourceExhausted
 
 Deserializer = Callable[[bytes], Any]
+Behavior = Callable[..., Any]
+
+# After an error, how much of the rest of a request stream is read and dropped
+# so the client ends its sending before it gets the status.
+DRAIN_MESSAGES = 256
+DRAIN_SECONDS = 2.0
 
 
 class UndecodableRequest(InvalidArgument):
     """The request bytes are not a valid message of the method's request type."""
 
 
-def _parse(deserialize: Deserializer, raw: bytes, where: str) -> Any:
+class _Held:
+    """The request bytes one call holds against the server's budget (none for health and reflection)."""
+
+    def __init__(self, admission: Admission | None) -> None:
+        self.admission, self.size = admission, 0
+
+    def take(self, size: int, replace: bool = False) -> None:
+        """Hold ``size`` more bytes; ``replace``: instead of the ones held (a stream's previous
+        chunk, handed to the servicer already)."""
+        if self.admission is None:
+            return
+        if replace:
+            self.free()
+        self.admission.hold(size)
+        self.size += size
+
+    def free(self) -> None:
+        if self.admission is not None and self.size:
+            self.admission.release(self.size)
+            self.size = 0
+
+
+def _parse(deserialize: Deserializer | None, raw: bytes, where: str) -> Any:
+    if deserialize is None:
+        return raw
     try:
         return deserialize(raw)
     except Exception as exc:  # DecodeError, UnicodeDecodeError, ...: every parse failure
@@ -35,97 +73,154 @@ def _parse(deserialize: Deserializer, raw: bytes, where: str) -> Any:
         ) from None
 
 
-async def _parsed_stream(deserialize: Deserializer, raw_requests: AsyncIterator[bytes]) -> AsyncIterator[Any]:
-    index = 0
-    async for raw in raw_requests:
-        yield _parse(deserialize, raw, f"request[{index}]")
-        index += 1
+class _RequestStream:
+    """The servicer's view of a request stream (parsed), remembering whether it ended."""
+
+    def __init__(self, deserialize: Deserializer | None, raw: AsyncIterator[bytes], held: _Held) -> None:
+        self.deserialize, self.raw, self.held, self.ended = deserialize, raw, held, False
+
+    async def messages(self) -> AsyncIterator[Any]:
+        index = 0
+        async for raw in self.raw:
+            self.held.take(len(raw), replace=True)
+            yield _parse(self.deserialize, raw, f"request[{index}]")
+            index += 1
+        self.ended = True
+
+    async def drain(self) -> None:
+        """Read what the client is still sending (bounded in count and time), dropping it."""
+        if self.ended:
+            return
+        # RuntimeError: another task (a relay's sender) is still reading the stream.
+        with contextlib.suppress(Exception, asyncio.TimeoutError):
+            async with asyncio.timeout(DRAIN_SECONDS):
+                n = 0
+                async for _ in self.raw:
+                    n += 1
+                    if n >= DRAIN_MESSAGES:
+                        return
 
 
-async def _abort(context: grpc.aio.ServicerContext, exc: UndecodableRequest) -> None:
+async def _abort(context: grpc.aio.ServicerContext, exc: UndecodableRequest | ResourceExhausted) -> None:
     status = exc.to_grpc_status()
     await context.abort(status.code, status.details, tuple(status.trailing_metadata))
 
 
-def _unary_request(deserialize: Deserializer, behavior: Callable[..., Any], streaming_response: bool) -> Any:
+def _unary_request(
+    deserialize: Deserializer | None, behavior: Behavior, streaming_response: bool, admission: Admission | None
+) -> Any:
+    def admit(raw: bytes, held: _Held) -> Any:
+        held.take(len(raw))
+        return _parse(deserialize, raw, "request")
+
     if streaming_response:
 
         async def unary_stream(raw: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            held = _Held(admission)
             try:
-                request = _parse(deserialize, raw, "request")
-            except UndecodableRequest as exc:
-                await _abort(context, exc)
-            result = behavior(request, context)
-            if hasattr(result, "__aiter__"):
-                async for response in result:
-                    yield response
-            else:  # a coroutine that writes with context.write()
-                await result
+                try:
+                    request = admit(raw, held)
+                except (UndecodableRequest, ResourceExhausted) as exc:
+                    await _abort(context, exc)
+                result = behavior(request, context)
+                if hasattr(result, "__aiter__"):
+                    async for response in result:
+                        yield response
+                else:  # a coroutine that writes with context.write()
+                    await result
+            finally:
+                held.free()
 
         return unary_stream
 
     async def unary_unary(raw: bytes, context: grpc.aio.ServicerContext) -> Any:
+        held = _Held(admission)
         try:
-            request = _parse(deserialize, raw, "request")
-        except UndecodableRequest as exc:
-            await _abort(context, exc)
-        return await behavior(request, context)
+            try:
+                request = admit(raw, held)
+            except (UndecodableRequest, ResourceExhausted) as exc:
+                await _abort(context, exc)
+            return await behavior(request, context)
+        finally:
+            held.free()
 
     return unary_unary
 
 
-def _stream_request(deserialize: Deserializer, behavior: Callable[..., Any], streaming_response: bool) -> Any:
-    # A chunk that does not parse raises UndecodableRequest inside the servicer's
-    # loop; it leaves the servicer as itself (a LumenError) and is answered here.
+def _stream_request(
+    deserialize: Deserializer | None, behavior: Behavior, streaming_response: bool, admission: Admission | None
+) -> Any:
+    # A chunk that does not parse (or does not fit the byte budget) raises inside the
+    # servicer's loop; it leaves the servicer as itself (a LumenError) and is answered here.
+    refused = (UndecodableRequest, ResourceExhausted)
     if streaming_response:
 
         async def stream_stream(raw: AsyncIterator[bytes], context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            requests = _RequestStream(deserialize, raw, _Held(admission))
             try:
-                result = behavior(_parsed_stream(deserialize, raw), context)
+                result = behavior(requests.messages(), context)
                 if hasattr(result, "__aiter__"):
                     async for response in result:
                         yield response
                 else:
                     await result
-            except UndecodableRequest as exc:
+            except refused as exc:
+                await requests.drain()
                 await _abort(context, exc)
+            except Exception:
+                await requests.drain()
+                raise
+            finally:
+                requests.held.free()
 
         return stream_stream
 
     async def stream_unary(raw: AsyncIterator[bytes], context: grpc.aio.ServicerContext) -> Any:
+        requests = _RequestStream(deserialize, raw, _Held(admission))
         try:
-            return await behavior(_parsed_stream(deserialize, raw), context)
-        except UndecodableRequest as exc:
+            return await behavior(requests.messages(), context)
+        except refused as exc:
+            await requests.drain()
             await _abort(context, exc)
+        except Exception:
+            await requests.drain()
+            raise
+        finally:
+            requests.held.free()
 
     return stream_unary
 
 
-def parsing_handler(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
-    """``handler`` with grpc's request parsing replaced by ours (a no-op for raw-bytes handlers)."""
+def parsing_handler(handler: grpc.RpcMethodHandler, admission: Admission | None = None) -> grpc.RpcMethodHandler:
+    """``handler`` with grpc's request parsing replaced by ours (raw-bytes handlers keep their bytes),
+    each request's bytes held against ``admission``'s budget while the call runs."""
     deserialize = handler.request_deserializer
-    if deserialize is None:
-        return handler
     serialize = handler.response_serializer
     if handler.unary_unary:
         return grpc.unary_unary_rpc_method_handler(
-            _unary_request(deserialize, handler.unary_unary, False), response_serializer=serialize
+            _unary_request(deserialize, handler.unary_unary, False, admission), response_serializer=serialize
         )
     if handler.unary_stream:
         return grpc.unary_stream_rpc_method_handler(
-            _unary_request(deserialize, handler.unary_stream, True), response_serializer=serialize
+            _unary_request(deserialize, handler.unary_stream, True, admission), response_serializer=serialize
         )
     if handler.stream_unary:
         return grpc.stream_unary_rpc_method_handler(
-            _stream_request(deserialize, handler.stream_unary, False), response_serializer=serialize
+            _stream_request(deserialize, handler.stream_unary, False, admission), response_serializer=serialize
         )
     return grpc.stream_stream_rpc_method_handler(
-        _stream_request(deserialize, handler.stream_stream, True), response_serializer=serialize
+        _stream_request(deserialize, handler.stream_stream, True, admission), response_serializer=serialize
     )
 
 
 class ParseInterceptor(grpc.aio.ServerInterceptor):
-    """Innermost interceptor: the servicer gets parsed messages, grpc hands over bytes."""
+    """Innermost interceptor: the servicer gets parsed messages, grpc hands over bytes.
+
+    Health and reflection are parsed too, but their bytes are not counted: probes
+    must answer however full the server is."""
+
+    def __init__(self, admission: Admission | None = None) -> None:
+        self.admission = admission
 
     async def intercept_service(
         self,
@@ -133,4 +228,7 @@ class ParseInterceptor(grpc.aio.ServerInterceptor):
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
         handler = await continuation(handler_call_details)
-        return handler if handler is None else parsing_handler(handler)
+        if handler is None:
+            return handler
+        infrastructure = handler_call_details.method.startswith("/grpc.")
+        return parsing_handler(handler, None if infrastructure else self.admission)

@@ -8,10 +8,15 @@ back whole at the next open.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+
+from shared.errors import ResourceExhausted
+
+log = logging.getLogger(__name__)
 
 
 def open_durable(path: Path, schema: str) -> sqlite3.Connection:
@@ -31,16 +36,48 @@ def open_durable(path: Path, schema: str) -> sqlite3.Connection:
     return db
 
 
+# SQLite's result codes for "no space": the disk (or the file-size limit) is full, or the
+# write of the WAL or of a page failed for that reason (SQLITE_IOERR_WRITE carries ENOSPC).
+_FULL_CODES = {sqlite3.SQLITE_FULL, getattr(sqlite3, "SQLITE_IOERR_WRITE", 778)}
+
+
+def _is_full(exc: sqlite3.Error) -> bool:
+    return getattr(exc, "sqlite_errorcode", None) in _FULL_CODES or "disk is full" in str(exc)
+
+
+def _rollback(db: sqlite3.Connection) -> None:
+    # After a failed COMMIT SQLite may already have rolled back (disk full does);
+    # a second ROLLBACK then fails with "no transaction is active", which is fine.
+    if db.in_transaction:
+        try:
+            db.execute("ROLLBACK")
+        except sqlite3.Error:
+            log.exception("ROLLBACK failed; the connection stays usable once SQLite ends the transaction")
+
+
 @contextmanager
 def transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """BEGIN IMMEDIATE ... COMMIT (durable on return), ROLLBACK on any exception."""
-    db.execute("BEGIN IMMEDIATE")
+    """BEGIN IMMEDIATE ... COMMIT (durable on return), ROLLBACK on any exception.
+
+    A COMMIT that fails also rolls back, so the connection leaves the
+    transaction and later writes work again; nothing of the failed one stays.
+    A full disk raises ResourceExhausted (the caller may retry once space is
+    freed) instead of a bare sqlite3 error.
+    """
     try:
-        yield db
-    except BaseException:
-        db.execute("ROLLBACK")
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+            db.execute("COMMIT")
+        except BaseException:
+            _rollback(db)
+            raise
+    except sqlite3.Error as exc:
+        if _is_full(exc):
+            raise ResourceExhausted(
+                "the service's storage is full; nothing of this write was kept", subject="disk"
+            ) from exc
         raise
-    db.execute("COMMIT")
 
 
 def migrate(db: sqlite3.Connection, steps: Sequence[str]) -> None:

@@ -4,7 +4,9 @@ For each call it: takes or makes a request id (metadata ``x-request-id``) and
 puts it in the logging context and the response's trailing metadata; maps
 errors to gRPC status in one place (LumenError -> its code with google.rpc
 details, anything unexpected -> INTERNAL with a generic message, logged);
-writes one access-log line; counts the call and its latency in Prometheus.
+writes one access-log line; counts the call and its latency in Prometheus;
+sheds the call with RESOURCE_EXHAUSTED and RetryInfo when the server is full
+(shared.admission).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import grpc.aio
 
 from lumen.common.v1 import common_pb2
 from shared import metrics
+from shared.admission import Admission
 from shared.errors import LumenError
 from shared.log import request_id
 
@@ -90,25 +93,37 @@ class _Call:
         self.context.set_trailing_metadata(tuple(trailing))
 
 
-def _wrap_unary(method: str, behavior: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+def _wrap_unary(
+    method: str, behavior: Callable[..., Awaitable[Any]], admission: Admission
+) -> Callable[..., Awaitable[Any]]:
     async def wrapped(request_or_iterator: Any, context: grpc.aio.ServicerContext) -> Any:
         call = _Call(method, context)
+        admitted = False
         try:
+            admission.enter()
+            admitted = True
             response = await behavior(request_or_iterator, context)
             call.ok(usage_of(response))
             return response
         except BaseException as exc:
             await call.fail(exc)
         finally:
+            if admitted:
+                admission.leave()
             call.finish()
 
     return wrapped
 
 
-def _wrap_streaming(method: str, behavior: Callable[..., Any]) -> Callable[..., AsyncIterator[Any]]:
+def _wrap_streaming(
+    method: str, behavior: Callable[..., Any], admission: Admission
+) -> Callable[..., AsyncIterator[Any]]:
     async def wrapped(request_or_iterator: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
         call = _Call(method, context)
+        admitted = False
         try:
+            admission.enter()
+            admitted = True
             result = behavior(request_or_iterator, context)
             total = common_pb2.Usage()
             if inspect.isasyncgen(result):
@@ -125,6 +140,8 @@ def _wrap_streaming(method: str, behavior: Callable[..., Any]) -> Callable[..., 
         except BaseException as exc:
             await call.fail(exc)
         finally:
+            if admitted:
+                admission.leave()
             call.finish()
 
     return wrapped
@@ -181,8 +198,13 @@ class WrappingInterceptor(grpc.aio.ServerInterceptor):
 
 
 class ServerInterceptor(WrappingInterceptor):
+    """Request id, status mapping, access log, metrics, and admission (calls shed when full)."""
+
+    def __init__(self, admission: Admission | None = None) -> None:
+        self.admission = admission or Admission()
+
     def unary(self, method: str, behavior: Behavior) -> Behavior:
-        return _wrap_unary(method, behavior)
+        return _wrap_unary(method, behavior, self.admission)
 
     def streaming(self, method: str, behavior: Behavior) -> Behavior:
-        return _wrap_streaming(method, behavior)
+        return _wrap_streaming(method, behavior, self.admission)

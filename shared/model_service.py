@@ -20,6 +20,7 @@ from lumen.common.v1 import common_pb2, common_pb2_grpc
 from shared import device as devices
 from shared import log as logs
 from shared import metrics
+from shared.backend_token import server_interceptors
 from shared.repository import ModelFactory, ModelRepository
 from shared.repository_servicer import ModelRepositoryServicer
 from shared.server import Registration, RunningServer, create_server, run_until_signal
@@ -83,7 +84,7 @@ async def start(
         ),
         *registrations(repository, settings),
     ]
-    server = await create_server(settings, regs)
+    server = await create_server(settings, regs, extra_interceptors=server_interceptors(settings.backend_token_file))
     await repository.load_all(settings.models)
     ready = repository.all_ready()
     await server.set_serving(ready)

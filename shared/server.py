@@ -22,6 +22,7 @@ import grpc.aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from shared.admission import Admission
 from shared.decoding import ParseInterceptor
 from shared.interceptors import ServerInterceptor
 from shared.settings import ServerSettings
@@ -86,10 +87,13 @@ async def create_server(
     extra_service_names: Sequence[str] = (),
 ) -> RunningServer:
     """Start a server on settings.host:settings.port; health starts NOT_SERVING."""
+    admission = Admission(
+        settings.max_concurrent_rpcs, settings.max_request_bytes_in_flight, settings.shed_retry_after_s
+    )
     server = grpc.aio.server(
         # ParseInterceptor last (innermost): requests are parsed after the checks that
         # need no payload, and bytes that do not parse answer INVALID_ARGUMENT.
-        interceptors=[ServerInterceptor(), *extra_interceptors, ParseInterceptor()],
+        interceptors=[ServerInterceptor(admission), *extra_interceptors, ParseInterceptor(admission)],
         options=[
             ("grpc.so_reuseport", 0),
             # Let clients (the gateway) keepalive-ping every 10 s or more, so a vanished
@@ -98,7 +102,8 @@ async def create_server(
             ("grpc.keepalive_permit_without_calls", 1),
             *channel_options(settings),
         ],
-        maximum_concurrent_rpcs=settings.max_concurrent_rpcs or None,
+        # No maximum_concurrent_rpcs: grpc's own cap would refuse health checks too, and
+        # without RetryInfo; shared.admission sheds instead.
     )
     for registration in registrations:
         registration.add(registration.servicer, server)

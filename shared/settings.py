@@ -76,15 +76,27 @@ def describe(cls: type, prefix: str) -> str:
 class ServerSettings:
     """Settings every lumen gRPC server shares; services subclass it."""
 
-    host: str = setting("0.0.0.0", "Interface to listen on.")
+    host: str = setting(
+        "127.0.0.1",
+        "Interface to listen on: loopback by default (make run, tools/suite.py); the container images set "
+        "0.0.0.0, reached through the compose network or the pod network and its NetworkPolicy.",
+    )
     port: int = setting(0, "TCP port; 0 picks a free one (tests). Each service sets its own default.")
     grace_period_s: float = setting(
         20.0, "On SIGTERM, seconds in-flight calls get to finish before they are cancelled."
     )
     max_message_bytes: int = setting(32 * 1024 * 1024, "Largest gRPC message received or sent, in bytes (serialized).")
     max_concurrent_rpcs: int = setting(
-        0, "Calls served at once before new ones get RESOURCE_EXHAUSTED; 0 means no limit."
+        64,
+        "Calls served at once (health and reflection aside); more are shed at once with RESOURCE_EXHAUSTED "
+        "and RetryInfo. 0 means no limit.",
     )
+    max_request_bytes_in_flight: int = setting(
+        256 * 1024 * 1024,
+        "Request bytes the calls being served may hold together (a stream: its latest message); a call past "
+        "it is shed with RESOURCE_EXHAUSTED and RetryInfo. 0 means no limit.",
+    )
+    shed_retry_after_s: float = setting(0.5, "The retry delay a shed call's RetryInfo suggests, in seconds.")
     log_level: str = setting("INFO", "Python logging level.")
     log_format: str = setting("text", "'text' for humans or 'json' for one JSON object per line.")
     metrics_port: int = setting(0, "Port of the Prometheus /metrics endpoint; 0 turns it off.")
@@ -111,3 +123,9 @@ class ModelServerSettings(ServerSettings):
         [], "Comma-separated model names to load at start; empty loads every model in the repository."
     )
     torch_threads: int = setting(0, "Intra-op threads for torch; 0 keeps torch's default.")
+    backend_token_file: str = setting(
+        "",
+        "File (e.g. a mounted Secret) with the token the gateway must send on every call but health and "
+        "reflection (metadata x-lumen-backend-token); others get UNAUTHENTICATED. Empty: no token needed "
+        "(use mTLS via tls_client_ca_file, or the network policy alone).",
+    )

@@ -12,7 +12,7 @@ import numpy as np
 
 from services.nlp import tasks
 from services.nlp.interfaces import ClassScores, TextClassifierModel
-from services.nlp.items import Outcome, check_count, check_texts
+from services.nlp.items import Outcome, check_count, check_texts, check_total_chars
 from services.nlp.lookup import ModelLookup
 from services.nlp.runtime_hf_entities import STRATEGIES, HfEntityTagger, Tagged
 from services.nlp.runtime_langid import LangidModel, restrict
@@ -57,6 +57,7 @@ class TextAnalysis:
 
     async def classify(self, texts: list[str], name: str, version: str, top_k: int) -> Answer[Ranked]:
         check_count(texts, "texts", MAX_CLASSIFY)
+        check_total_chars(texts, "texts", self.settings.max_call_chars)
         top_k = top_k or 5
         if top_k > 1000:
             raise InvalidArgument("top_k", f"must be between 1 and 1000, got {top_k}")
@@ -78,6 +79,7 @@ class TextAnalysis:
         top_k: int,
     ) -> Answer[Ranked]:
         check_count(texts, "texts", MAX_ZERO_SHOT)
+        check_total_chars(texts, "texts", self.settings.max_call_chars)
         _check_labels(labels)
         if template and (len(template) > MAX_TEMPLATE_CHARS or template.count("{}") != 1):
             raise InvalidArgument(
@@ -99,6 +101,7 @@ class TextAnalysis:
 
     async def sentiment(self, texts: list[str], name: str, version: str) -> Answer[SentimentResult]:
         check_count(texts, "texts", MAX_CLASSIFY)
+        check_total_chars(texts, "texts", self.settings.max_call_chars)
         entry = self.models.entry(
             name, version, (tasks.SENTIMENT, tasks.TEXT_CLASSIFICATION), self.settings.default_sentiment
         )
@@ -121,6 +124,7 @@ class TextAnalysis:
         self, texts: list[str], name: str, version: str, top_k: int, candidates: list[str]
     ) -> Answer[Ranked]:
         check_count(texts, "texts", MAX_LANGUAGE_TEXTS)
+        check_total_chars(texts, "texts", self.settings.max_call_chars)
         top_k = top_k or 1
         if top_k > MAX_LANGUAGES:
             raise InvalidArgument("top_k", f"must be between 1 and {MAX_LANGUAGES}, got {top_k}")
@@ -142,6 +146,7 @@ class TextAnalysis:
         self, texts: list[str], name: str, version: str, strategy: str, min_score: float
     ) -> Answer[Tagged]:
         check_count(texts, "texts", MAX_ENTITY_TEXTS)
+        check_total_chars(texts, "texts", self.settings.max_call_chars)
         if strategy not in STRATEGIES:
             raise InvalidArgument("aggregation", f"unknown aggregation {strategy!r}")
         if math.isnan(min_score) or not 0.0 <= min_score <= 1.0:

@@ -24,6 +24,7 @@ from services.nlp.settings import NlpSettings
 from services.nlp.transform_prompts import REWRITE, TRANSLATE, instruct_messages, language_name
 from shared.errors import FailedPrecondition, InvalidArgument, LumenError
 from shared.repository import Entry, ModelRepository
+from shared.siblings import gather_or_cancel
 
 MAX_TRANSFORM_TEXTS, MAX_INSTRUCTION_CHARS = 16, 2000
 Messages = Sequence[tuple[str, str]]  # (role, content)
@@ -151,7 +152,8 @@ class Generation:
                 )
             else:
                 jobs[i] = model.job(ids, decoding.max_new_tokens, decoding.sampling, decoding.stop)
-        done = await asyncio.gather(*(self.generate(Prepared(entry, model, job)) for job in jobs.values()))
+        # One failure cancels the sibling generations (waiting or running) instead of letting them finish.
+        done = await gather_or_cancel(self.generate(Prepared(entry, model, job)) for job in jobs.values())
         by_index = dict(zip(jobs, done, strict=True))
         results: list[Outcome[Transformed]] = [
             errors[i]

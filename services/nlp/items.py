@@ -21,6 +21,13 @@ def check_count(items: Sequence[object], field: str, maximum: int, minimum: int 
         raise InvalidArgument(field, f"holds {len(items)} items; at most {maximum} per call")
 
 
+def check_total_chars(texts: Sequence[str], field: str, maximum: int) -> None:
+    """The call fails when its texts together are longer than ``maximum`` characters (its cost bound)."""
+    total = sum(len(t) for t in texts)
+    if total > maximum:
+        raise InvalidArgument(field, f"hold {total} characters together; at most {maximum} per call")
+
+
 @dataclass(frozen=True)
 class Checked:
     valid: list[int]  # indices of items that passed

@@ -50,6 +50,22 @@ class TextGenerationServicer(pb_grpc.TextGenerationServiceServicer):
         self, request: pb.GenerateStreamRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.GenerateStreamResponse]:
         prepared = await self._prepare(request)
+        job = prepared.job
+        # Each message carries the usage since the previous one (the first: the prompt's
+        # tokens too), counted from what the model computed, so whoever relays the stream
+        # (the gateway) can bill and enforce quotas as it goes, and bills a stream
+        # cancelled or failed midway for what it cost.
+        billed = common_pb2.Usage()
+
+        def usage_since(total_output: int) -> common_pb2.Usage:
+            delta = common_pb2.Usage(
+                input_tokens=len(job.prompt_ids) - billed.input_tokens,
+                output_tokens=max(total_output - billed.output_tokens, 0),
+            )
+            billed.input_tokens += delta.input_tokens
+            billed.output_tokens += delta.output_tokens
+            return delta
+
         async with aclosing(self.generation.events(prepared)) as events:
             async for event in events:
                 if isinstance(event, Finished):
@@ -58,11 +74,13 @@ class TextGenerationServicer(pb_grpc.TextGenerationServiceServicer):
                         finish_reason=FINISH[result.finish_reason],
                         stop_sequence=result.stop_sequence,
                         seed=result.seed,
-                        usage=common_pb2.Usage(input_tokens=result.prompt_tokens, output_tokens=result.output_tokens),
+                        usage=usage_since(result.output_tokens),
                         model=model_info(prepared.entry, self.service),
                     )
                 else:
-                    yield pb.GenerateStreamResponse(text=event.text, token_ids=event.token_ids)
+                    yield pb.GenerateStreamResponse(
+                        text=event.text, token_ids=event.token_ids, usage=usage_since(len(job.generated))
+                    )
 
     async def TransformText(
         self, request: pb.TransformTextRequest, context: grpc.aio.ServicerContext

@@ -11,6 +11,11 @@ from shared.settings import ModelServerSettings, setting
 class NlpSettings(ModelServerSettings):
     port: int = setting(50052, "TCP port of the nlp service.")
     max_text_chars: int = setting(100_000, "Longest text (or prompt, or chat in total) accepted, in characters.")
+    max_call_chars: int = setting(
+        1_000_000,
+        "Most characters of all texts of one text-analysis call together: bounds a call's CPU time "
+        "(VADER reads ~1 us a character here; see make bench-limits).",
+    )
     max_new_tokens: int = setting(1024, "Most tokens one generation may ask for (GenerationParams.max_new_tokens).")
     default_new_tokens: int = setting(256, "Tokens generated when a request leaves max_new_tokens at 0.")
     default_classifier: str = setting(

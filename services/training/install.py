@@ -21,6 +21,7 @@ import grpc.aio
 from lumen.common.v1 import common_pb2, common_pb2_grpc
 from services.training.recipes.base import Recipe
 from services.training.records import JobRecord
+from shared.backend_token import client_interceptors
 from shared.errors import InvalidArgument, Unavailable
 from shared.model import CONFIG_FILE, write_config
 
@@ -79,9 +80,9 @@ def place(repository: Path, recipe: Recipe, job: JobRecord, staged: Path, output
     return str(version)
 
 
-async def load(address: str, name: str) -> None:
+async def load(address: str, name: str, token_file: str = "") -> None:
     """LoadModel on the serving service; UNAVAILABLE when it cannot be reached, else its load error."""
-    async with grpc.aio.insecure_channel(address) as channel:
+    async with grpc.aio.insecure_channel(address, interceptors=client_interceptors(token_file)) as channel:
         stub = common_pb2_grpc.ModelRepositoryServiceStub(channel)
         try:
             reply = await stub.LoadModel(common_pb2.LoadModelRequest(name=name), timeout=LOAD_TIMEOUT_S)

@@ -225,7 +225,7 @@ class Jobs:
             version = await asyncio.to_thread(
                 install.place, repository, recipe, job, self.root / job.id / "model", output
             )
-            await install.load(self.settings.address(recipe.service), job.model_name)
+            await install.load(self.settings.address(recipe.service), job.model_name, self.settings.backend_token_file)
         except LumenError as exc:
             self._end(job, FAILED, exc.code.value[0], f"trained, but not served: {exc.message}")
             return

@@ -20,6 +20,7 @@ from services.training.servicer import DatasetServicer, TrainingServicer
 from services.training.settings import TrainingSettings
 from services.training.store import SqliteStore
 from shared import device as devices
+from shared.backend_token import server_interceptors
 from shared import log as logs
 from shared import metrics
 from shared.server import Registration, RunningServer, create_server, run_until_signal
@@ -83,7 +84,9 @@ async def start(settings: TrainingSettings) -> TrainingService:
             SERVICES["TrainingService"].full_name,
         ),
     ]
-    server = await create_server(settings, registrations)
+    server = await create_server(
+        settings, registrations, extra_interceptors=server_interceptors(settings.backend_token_file)
+    )
     await jobs.recover()
     await server.set_serving(True)
     return TrainingService(settings, server, jobs, executor, store)

@@ -27,6 +27,11 @@ class TrainingSettings(ServerSettings):
     kubernetes_image: str = setting("lumen-training:latest", "Image of the training Jobs (kubernetes executor).")
     kubernetes_queue: str = setting("", "Kueue LocalQueue name; when set, Jobs are labelled and created suspended.")
     kubernetes_volume_claim: str = setting("lumen-models", "PersistentVolumeClaim shared with the model services.")
+    backend_token_file: str = setting(
+        "",
+        "File with the backend token (as the model services' backend_token_file): required of callers "
+        "(the gateway) when set, and sent on this service's LoadModel calls to the model services.",
+    )
     nlp_address: str = setting("localhost:50052", "nlp service (serves text classifiers and next-word models).")
     vision_address: str = setting("localhost:50053", "vision service (serves image classifiers).")
     embeddings_address: str = setting("localhost:50054", "embeddings service (serves word vectors).")

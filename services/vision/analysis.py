@@ -77,7 +77,7 @@ class ImageAnalyzer:
     def __init__(self, repository: ModelRepository, settings: VisionSettings) -> None:
         self.repository = repository
         self.settings = settings
-        self.limits = Limits(settings.max_image_bytes, settings.max_image_pixels)
+        self.limits = Limits(settings.max_image_bytes, settings.max_image_pixels, settings.max_call_pixels)
         configure_pillow(self.limits)
 
     async def decode(self, images: Sequence[common_pb2.Image], maximum: int) -> list[Decoded | LumenError]:

@@ -22,15 +22,21 @@ def resampling(name: str) -> Image.Resampling:
 
 
 def resize_center_crop(pixels: np.ndarray, size: int, crop_padding: int, resample: Image.Resampling) -> np.ndarray:
-    """EfficientNet's evaluation crop: shorter side to size + crop_padding, then the centre size x size."""
+    """EfficientNet's evaluation crop: shorter side to size + crop_padding, then the centre size x size.
+
+    Only the source region under the crop is resampled (Pillow's ``box``), straight to
+    size x size: the result is the same as resizing the whole image first, but memory
+    stays size x size whatever the aspect ratio (a 100,000 x 10 image would otherwise
+    be resized to 2,560,000 x 256 pixels, 2 GB, before its centre is kept)."""
     image = Image.fromarray(pixels)
     width, height = image.size
     scale = (size + crop_padding) / min(width, height)
     # At least `size` on each side: a 1 x 1 image is stretched, not cropped to nothing.
-    image = image.resize((max(size, round(width * scale)), max(size, round(height * scale))), resample)
-    width, height = image.size
-    left, top = (width - size) // 2, (height - size) // 2
-    return np.asarray(image.crop((left, top, left + size, top + size)))
+    scaled_w, scaled_h = max(size, round(width * scale)), max(size, round(height * scale))
+    left, top = (scaled_w - size) // 2, (scaled_h - size) // 2
+    sx, sy = scaled_w / width, scaled_h / height
+    box = (left / sx, top / sy, (left + size) / sx, (top + size) / sy)
+    return np.asarray(image.resize((size, size), resample, box=box))
 
 
 def resize_to(pixels: np.ndarray, height: int, width: int, channels: int, resample: Image.Resampling) -> np.ndarray:

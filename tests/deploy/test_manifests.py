@@ -172,18 +172,19 @@ def test_gpu_only_where_asked(rendered: Rendered) -> None:
             assert not server["image"].endswith("-gpu"), name
 
 
-@pytest.mark.parametrize("name", ["cpu", "gpu"])
+@pytest.mark.parametrize("name", ["cpu", "gpu", "shared"])
 def test_autoscaling_owns_the_replica_count(render, name: str) -> None:
     rendered = render(name)
     scaled = {hpa["spec"]["scaleTargetRef"]["name"] for hpa in rendered.of_kind("HorizontalPodAutoscaler")}
-    assert {"gateway", "nlp", "vision"} <= scaled
+    # Embeddings and vision keep state per pod (SQLite) unless it is shared: only then may they scale.
+    assert scaled == ({"gateway", "nlp", "embeddings", "vision"} if name == "shared" else {"gateway", "nlp"})
     for target in scaled:
         deployment = rendered.get("Deployment", target)
         assert "replicas" not in deployment["spec"], f"{target}: an apply would reset the HPA's replica count"
         assert "cpu" in container(deployment)["resources"]["requests"]
 
 
-@pytest.mark.parametrize("name", ["cpu", "gpu"])
+@pytest.mark.parametrize("name", ["cpu", "gpu", "shared"])
 def test_disruption_budget_per_component(render, name: str) -> None:
     rendered = render(name)
     for component in COMPONENTS:
@@ -197,7 +198,7 @@ def _selects(selector: dict, labels: dict) -> bool:
     return selector.get("matchLabels", {}).items() <= labels.items()
 
 
-@pytest.mark.parametrize("name", ["cpu", "gpu"])
+@pytest.mark.parametrize("name", ["cpu", "gpu", "shared"])
 def test_only_the_gateway_reaches_the_model_services(render, name: str) -> None:
     rendered = render(name)
     policies = rendered.of_kind("NetworkPolicy")
@@ -215,6 +216,32 @@ def test_only_the_gateway_reaches_the_model_services(render, name: str) -> None:
                 from_gateway = "podSelector" in peer and _selects(peer["podSelector"], gateway_labels)
                 from_monitoring = "namespaceSelector" in peer and "podSelector" not in peer
                 assert from_gateway or (from_monitoring and rule not in grpc_rules), f"{service}: {peer}"
+
+
+STATE_URLS = {
+    "embeddings": ("LUMEN_EMBEDDINGS_DATABASE_URL", "postgres-url"),
+    "vision": ("LUMEN_VISION_DATABASE_URL", "postgres-url"),
+    "gateway": ("LUMEN_GATEWAY_REDIS_URL", "redis-url"),
+}
+
+
+def _egress_ports(rendered: Rendered, policy: str) -> set[int]:
+    spec = rendered.get("NetworkPolicy", policy)["spec"]
+    return {p["port"] for rule in spec.get("egress", []) for p in rule.get("ports", []) if isinstance(p["port"], int)}
+
+
+@pytest.mark.parametrize("name", sorted(TARGETS))
+def test_shared_state_urls_from_a_secret_only_in_the_shared_overlay(render, name: str) -> None:
+    rendered = render(name)
+    for component, (variable, key) in STATE_URLS.items():
+        value = env(rendered.get("Deployment", component)).get(variable)
+        # Credentials never as plain values in a manifest; without the overlay, the embedded stores.
+        assert value == (f"secret:lumen-state/{key}" if name == "shared" else None), (component, value)
+    if name in ("cpu", "gpu", "shared"):
+        shared = name == "shared"
+        assert (5432 in _egress_ports(rendered, "model-services")) is shared
+        assert (53 in _egress_ports(rendered, "model-services")) is shared  # to resolve the database's name
+        assert (6379 in _egress_ports(rendered, "gateway")) is shared
 
 
 def test_model_volume_mounted_read_only_over_the_repository(render) -> None:

@@ -180,3 +180,14 @@ async def test_bad_input_gets_a_clear_status_and_service_keeps_serving(
     assert field in error.value.details()
     ok = await words.WordSimilarity(pb.WordSimilarityRequest(word_a="police", word_b="police"))
     assert ok.score == pytest.approx(1.0, abs=1e-5)
+
+
+async def test_word_calls_report_the_words_they_read(embeddings_channel) -> None:
+    got = await stub(embeddings_channel).GetWordVectors(pb.GetWordVectorsRequest(words=["president", "bush", "zzqx"]))
+    assert got.usage.input_tokens == 3
+    near = await stub(embeddings_channel).MostSimilarWords(
+        pb.MostSimilarWordsRequest(positive=["president", "australia"], negative=["bush"], top_k=2)
+    )
+    assert near.usage.input_tokens == 3
+    pair = await stub(embeddings_channel).WordSimilarity(pb.WordSimilarityRequest(word_a="president", word_b="police"))
+    assert pair.usage.input_tokens == 2

@@ -117,3 +117,43 @@ def test_ledger_quota_per_period() -> None:
     ledger.admit(tokens, method)
     ledger.settle(tokens, method, True, common_pb2.Usage(input_tokens=7, output_tokens=3))
     assert ledger.check_quota(tokens).reason == "tokens"
+
+
+def test_key_fields_are_checked_by_type(tmp_path: Path) -> None:
+    """A string "false" must not grant admin (it is truthy); numbers must be numbers."""
+    path = tmp_path / "keys.json"
+    entry = {"id": "a", "sha256": "0" * 64, "services": ["nlp"]}
+    for field, value in (
+        ("admin", "false"),
+        ("admin", 0),
+        ("burst", "20"),
+        ("burst", True),
+        ("rate_per_s", float("nan")),
+        ("tokens_per_period", 1.5),
+        ("services", "nlp"),
+        ("services", [1]),
+        ("id", 7),
+    ):
+        path.write_text(json.dumps({"keys": [{**entry, field: value}]}))
+        with pytest.raises(ValueError, match=field if field != "rate_per_s" else "limits"):
+            KeyStore(path)
+    for bad in ('{"keys": {}}', "[]", '{"keys": ["a"]}'):
+        path.write_text(bad)
+        with pytest.raises(ValueError):
+            KeyStore(path)
+
+
+def test_a_wrongly_typed_reload_keeps_the_previous_keys_and_says_why(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "keys.json"
+    secret = add_key(path, "team-a")
+    store = KeyStore(path, reload_s=0)
+    entries = json.loads(path.read_text())
+    entries["keys"][0]["admin"] = "false"
+    path.write_text(json.dumps(entries) + " ")  # another size: the store sees a change
+    with caplog.at_level("ERROR", logger="gateway.key_store"):
+        found = store.find(secret)
+    assert found is not None and found.admin is False
+    (line,) = [r.getMessage() for r in caplog.records if "not reloaded" in r.getMessage()]
+    assert "admin must be bool, not str 'false'" in line and "keeping 1 keys" in line

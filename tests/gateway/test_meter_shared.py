@@ -73,3 +73,23 @@ async def test_redis_away_limited_keys_unavailable_then_back(tmp_path: Path) -> 
     finally:
         await meter.close()
         server.stop()
+
+
+async def test_streamed_usage_is_charged_as_it_passes_and_ends_at_the_quota(redis_server: RedisServer) -> None:
+    """charge() (a stream's message): counted at once on every replica; the message after the
+    one that used the tokens quota up gets the refusal. Same answers from the memory meter."""
+    from gateway.meter import MemoryMeter
+
+    stream = "/lumen.nlp.v1.TextGenerationService/GenerateStream"
+    for meters in ((RedisMeter(redis_server.url), RedisMeter(redis_server.url)), (MemoryMeter(),) * 2):
+        a, b = meters
+        k = key(f"stream-{type(a).__name__}", tokens_per_period=10, images_per_period=1)
+        assert await a.charge(k, stream, common_pb2.Usage(input_tokens=6, output_tokens=1)) is None
+        assert await b.charge(k, stream, common_pb2.Usage(output_tokens=3)) is None  # 10 used: the quota is up
+        refusal = await a.charge(k, stream, common_pb2.Usage(output_tokens=1))
+        assert refusal is not None and refusal.reason == "tokens" and refusal.retry_after_s > 0
+        period = await b.period(k)
+        assert (period.usage.input_tokens, period.usage.output_tokens) == (6, 5)  # billed all the same
+        assert period.methods[stream].usage.output_tokens == 5
+        await a.close()
+        await b.close()

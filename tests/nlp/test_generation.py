@@ -121,7 +121,10 @@ async def test_stream_sends_the_first_token_before_generation_ends(nlp_channel, 
     assert "".join(m.text for m in messages) == text_of(reference_llm, want)
     eos = reference_llm[0].generation_config.eos_token_id
     assert [i for m in messages for i in m.token_ids] == [i for i in want if i != eos]
-    assert final.usage.output_tokens == len(want)
+    # Usage per message, since the one before: the prompt on the first, then the tokens generated.
+    assert [m.usage.input_tokens for m in messages] == [len(ids)] + [0] * (len(messages) - 1)
+    assert sum(m.usage.output_tokens for m in messages) == len(want)
+    assert messages[0].usage.output_tokens >= 1
 
 
 async def test_stop_sequence_cuts_the_text_before_it(nlp_channel, reference_llm) -> None:
@@ -375,3 +378,41 @@ async def test_unloading_the_llm_stops_its_scheduler_and_reloading_serves_again(
     await repository.LoadModel(common_pb2.LoadModelRequest(name=LLM))
     ok = await stub.Generate(pb.GenerateRequest(prompt="Hi", params=GEN(max_new_tokens=1, temperature=0)))
     assert ok.usage.output_tokens == 1
+
+
+async def test_transform_text_cancels_the_sibling_generations_when_one_fails(nlp_channel, nlp_service) -> None:
+    """The test model runs one generation at a time: text 0's fails at its first step, and the
+    other texts' generations (waiting for the model) are cancelled instead of run for nothing."""
+    scheduler = scheduler_of(nlp_service)
+    before = dict(scheduler.counts)
+    step = scheduler.step
+    failed: list[object] = []
+
+    def failing(job) -> None:
+        if not failed or failed[0] is job:
+            failed[:1] = [job]
+            raise RuntimeError("the model broke on this text")
+        step(job)
+
+    scheduler.step = failing
+    try:
+        stub = pb_grpc.TextGenerationServiceStub(nlp_channel)
+        with pytest.raises(grpc.aio.AioRpcError) as error:
+            await stub.TransformText(
+                pb.TransformTextRequest(
+                    task=pb.TEXT_TASK_SUMMARIZE,
+                    texts=["The cat sat on the mat all day.", "Paris is the capital of France.", "Rain fell."],
+                    params=pb.GenerationParams(max_new_tokens=200, temperature=0.0),
+                ),
+                timeout=120,
+            )
+        assert error.value.code() != grpc.StatusCode.OK
+        for _ in range(200):  # the scheduler's thread ends the cancelled jobs just after the call
+            if scheduler.counts[CANCELLED] >= before.get(CANCELLED, 0) + 2:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        scheduler.step = step
+    assert scheduler.counts[CANCELLED] == before.get(CANCELLED, 0) + 2
+    ended = {reason: n - before.get(reason, 0) for reason, n in scheduler.counts.items()}
+    assert {reason: n for reason, n in ended.items() if n} == {"failed": 1, CANCELLED: 2}  # no sibling ran to its end

@@ -1,0 +1,62 @@
+"""Admission control: a server sheds what it cannot serve instead of queueing it.
+
+Every call but health and reflection takes a slot; with ``max_concurrent_rpcs``
+slots taken, a new call is refused at once with RESOURCE_EXHAUSTED and a
+google.rpc.RetryInfo, so clients back off while the calls admitted keep a
+bounded latency, and probes still answer (grpc's own ``maximum_concurrent_rpcs``
+would refuse health checks too, without RetryInfo). The request bytes the
+admitted calls hold are bounded as well (``max_request_bytes_in_flight``),
+counted as each message arrives: queued work is bounded in bytes, not only in
+calls.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge
+
+from shared.errors import ResourceExhausted
+
+SHED = Counter("lumen_rpc_shed_total", "Calls refused with RESOURCE_EXHAUSTED because the server was full.", ["reason"])
+ADMITTED = Gauge("lumen_rpc_admitted", "Calls holding an admission slot now.")
+BYTES_HELD = Gauge("lumen_rpc_request_bytes_in_flight", "Request bytes the admitted calls hold now.")
+
+
+class Admission:
+    """Slots for calls and a byte budget for their requests; 0 turns either limit off."""
+
+    def __init__(self, max_calls: int = 0, max_bytes: int = 0, retry_after_s: float = 0.5) -> None:
+        self.max_calls, self.max_bytes, self.retry_after_s = max_calls, max_bytes, retry_after_s
+        self.calls = 0
+        self.bytes = 0
+
+    def enter(self) -> None:
+        """Take a slot, or raise RESOURCE_EXHAUSTED with RetryInfo. Single-threaded (the event loop)."""
+        if self.max_calls and self.calls >= self.max_calls:
+            SHED.labels("calls").inc()
+            raise ResourceExhausted(
+                f"the server is serving its maximum of {self.max_calls} calls; retry later",
+                subject="server:concurrent_calls",
+                retry_after_s=self.retry_after_s,
+            )
+        self.calls += 1
+        ADMITTED.set(self.calls)
+
+    def leave(self) -> None:
+        self.calls -= 1
+        ADMITTED.set(self.calls)
+
+    def hold(self, size: int) -> None:
+        """Count ``size`` request bytes against the budget, or raise RESOURCE_EXHAUSTED."""
+        if self.max_bytes and self.bytes + size > self.max_bytes and self.bytes > 0:
+            SHED.labels("bytes").inc()
+            raise ResourceExhausted(
+                f"the server holds its maximum of {self.max_bytes} request bytes; retry later",
+                subject="server:request_bytes",
+                retry_after_s=self.retry_after_s,
+            )
+        self.bytes += size
+        BYTES_HELD.set(self.bytes)
+
+    def release(self, size: int) -> None:
+        self.bytes -= size
+        BYTES_HELD.set(self.bytes)
