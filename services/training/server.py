@@ -20,9 +20,9 @@ from services.training.servicer import DatasetServicer, TrainingServicer
 from services.training.settings import TrainingSettings
 from services.training.store import SqliteStore
 from shared import device as devices
-from shared.backend_token import server_interceptors
 from shared import log as logs
 from shared import metrics
+from shared.backend_token import server_interceptors
 from shared.server import Registration, RunningServer, create_server, run_until_signal
 from shared.settings import load
 
