@@ -135,6 +135,7 @@ FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "calls_per_period": (int,),
     "tokens_per_period": (int,),
     "images_per_period": (int,),
+    "training_jobs": (int,),
     "admin": (bool,),
 }
 
