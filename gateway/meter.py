@@ -165,7 +165,8 @@ class RedisMeter:
             if not limited:
                 USAGE_LOST.labels("call").inc()
                 return None
-            raise Unavailable(f"the rate and quota store is unreachable: {exc}") from None
+            log.warning("Redis unreachable: %s", exc)
+            raise Unavailable("the rate and quota store is unreachable; retry later") from None
         if not reason:
             return None
         if reason == "rate":
@@ -228,7 +229,8 @@ class RedisMeter:
         try:
             raw = await self.redis.hgetall(usage_key)
         except _unreachable() as exc:
-            raise Unavailable(f"the usage store is unreachable: {exc}") from None
+            log.warning("Redis unreachable: %s", exc)
+            raise Unavailable("the usage store is unreachable; retry later") from None
         period = PeriodUsage(start, key.period_s, calls=int(raw.get("calls", 0)))
         for field, name in _FIELDS.items():
             setattr(period.usage, name, int(raw.get(field, 0)))

@@ -1,4 +1,15 @@
-"""The one interface every runtime implements, and the config that describes a model.
+"""The model interface by capability, and the config that describes a model.
+
+Models differ in how they are called, and the interface says so:
+
+- ``BatchedModel``: a list of items in, one result per item out (classifiers,
+  sentence embeddings, image models). The repository gives each one a dynamic
+  batcher; calls go through ``Lease.predict``.
+- ``GenerativeModel``: one request in, tokens out (causal LMs, encoder-decoders).
+  No batcher: the service that owns it schedules its steps (see the nlp
+  service's generation scheduler).
+- ``LookupModel``: direct reads of a loaded structure (word vectors). No batcher:
+  a read is cheaper than the hand-off to one.
 
 A model directory in a repository holds ``model.json``::
 
@@ -15,13 +26,14 @@ the service's device; "cpu" keeps a model on the CPU on a GPU node.
 
 from __future__ import annotations
 
+import enum
 import importlib.util
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from shared.batcher import BatchingConfig
 
@@ -89,9 +101,20 @@ def write_config(repository: Path, name: str, config: dict[str, Any]) -> Path:
     return directory
 
 
+class Kind(enum.Enum):
+    """How a model is called (see the module's docstring)."""
+
+    BATCHED = "batched"
+    GENERATIVE = "generative"
+    LOOKUP = "lookup"
+
+
 class Model(ABC):
-    """A model a runtime can serve. Methods are blocking: the repository and the
-    batcher call them on executor threads, never on the event loop."""
+    """What every runtime implements: load, warm, unload, describe. Methods are
+    blocking: the repository calls them on executor threads, never on the event
+    loop. A runtime subclasses one of the kinds below, not this class."""
+
+    kind: ClassVar[Kind]
 
     def __init__(self, config: ModelConfig, device: str) -> None:
         self.config = config
@@ -105,13 +128,31 @@ class Model(ABC):
     def warm(self) -> None:
         """Run a representative input so the first real call is not the slow one."""
 
-    @abstractmethod
-    def predict(self, batch: list[Any]) -> Sequence[Any]:
-        """One result per input, in order. Called by the model's dynamic batcher."""
-
     def unload(self) -> None:  # noqa: B027 - optional hook with a default
         """Free weights; the default drops references and lets the GC work."""
 
     def properties(self) -> dict[str, str]:
         """Facts shown in ModelInfo.properties (dimension, max length...)."""
         return {}
+
+
+class BatchedModel(Model):
+    """List in, one result per item out; served through its own dynamic batcher."""
+
+    kind = Kind.BATCHED
+
+    @abstractmethod
+    def predict(self, batch: list[Any]) -> Sequence[Any]:
+        """One result per input, in order. Called by the model's dynamic batcher."""
+
+
+class GenerativeModel(Model):
+    """Request in, tokens out; the owning service schedules the generation (no batcher)."""
+
+    kind = Kind.GENERATIVE
+
+
+class LookupModel(Model):
+    """Direct reads of a loaded structure, on the caller's thread or a worker (no batcher)."""
+
+    kind = Kind.LOOKUP

@@ -117,13 +117,16 @@ class Postgres:
             conn = self._checkout()
         except psycopg.OperationalError as exc:
             self._drop_idle()
-            raise Unavailable(f"the database is unreachable: {_first_line(exc)}") from None
+            log.warning("PostgreSQL unreachable: %s", _first_line(exc))
+            raise Unavailable("the database is unreachable; retry later") from None
         try:
             yield conn
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
             conn.close()
             self._drop_idle()
-            raise Unavailable(f"the database failed: {_first_line(exc)}") from None
+            # Host names and server messages go to the log, not to callers.
+            log.warning("PostgreSQL call failed: %s", _first_line(exc))
+            raise Unavailable("the database did not answer; retry later") from None
         except BaseException:
             self._checkin(conn)
             raise

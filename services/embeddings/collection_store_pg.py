@@ -72,14 +72,24 @@ STEPS = [
     );
     CREATE INDEX IF NOT EXISTS removed_by_version ON removed_documents (cid, version);
     """,
+    # Tombstones at or below pruned_version are gone: memory older than that reloads whole.
+    "ALTER TABLE collections ADD COLUMN pruned_version BIGINT NOT NULL DEFAULT 0",
 ]
 
 
 class PostgresCollectionStore:
     def __init__(
-        self, url: str, ann: AnnConfig, limits: CollectionLimits | None = None, statement_timeout_ms: int = 5000
+        self,
+        url: str,
+        ann: AnnConfig,
+        limits: CollectionLimits | None = None,
+        statement_timeout_ms: int = 5000,
+        tombstone_versions: int = 10_000,
     ) -> None:
+        """``tombstone_versions``: how many versions of tombstones a collection keeps; a replica
+        further behind than that (say, one partitioned for a long time) reloads the collection."""
         self.ann = ann
+        self.tombstone_versions = tombstone_versions
         self.limits = limits or CollectionLimits()
         self.pg = Postgres(url, statement_timeout_ms=statement_timeout_ms, component="collections", steps=STEPS)
         self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="collections-pg")
@@ -143,18 +153,26 @@ class PostgresCollectionStore:
                         self._catch_up(tx, collection)
         return collection
 
-    def _catch_up(self, tx: Tx, collection: Collection, version: int | None = None) -> None:
+    def _catch_up(self, tx: Tx, collection: Collection, version: int | None = None, pruned: int | None = None) -> None:
         """Apply what committed above memory's version, as of ``tx``'s snapshot. Hold sync_lock.
 
-        ``version``: where the database stands, when the caller knows (a write holding the row lock).
+        ``version``, ``pruned``: where the database stands, when the caller knows (a write holding
+        the row lock).
         """
-        if version is None:
-            row = tx.execute("SELECT version FROM collections WHERE cid = ?", (collection.cid,)).fetchone()
+        if version is None or pruned is None:
+            row = tx.execute(
+                "SELECT version, pruned_version FROM collections WHERE cid = ?", (collection.cid,)
+            ).fetchone()
             if row is None:
                 return  # dropped: the next read finds it gone
-            version = int(row[0])
+            version, pruned = int(row[0]), int(row[1])
         if version <= collection.version:
             return
+        if collection.version < pruned:  # the tombstones it needs are pruned: reload whole
+            log.info("collections: %s is %d versions behind; reloading", collection.name, version - collection.version)
+            with collection.lock:
+                collection.clear()
+                collection.version = 0
         removed = [
             int(r[0])
             for r in tx.execute(
@@ -215,15 +233,22 @@ class PostgresCollectionStore:
         with collection.sync_lock:
             with self.pg.transaction() as tx:
                 row = tx.execute(
-                    "UPDATE collections SET version = version + 1 WHERE cid = ? RETURNING version", (collection.cid,)
+                    "UPDATE collections SET version = version + 1 WHERE cid = ? RETURNING version, pruned_version",
+                    (collection.cid,),
                 ).fetchone()
                 if row is None:
                     self._forget(collection.name)
                     raise NotFound("collection", collection.name, "collection")
-                version = int(row[0])
+                version, pruned = int(row[0]), int(row[1])
                 # Others' writes, all committed before our row lock (ours is not in the table yet).
-                self._catch_up(tx, collection, version - 1)
+                self._catch_up(tx, collection, version - 1, pruned)
                 result = change(tx, version)
+                if version - pruned >= 2 * self.tombstone_versions:  # prune now and then, not every write
+                    keep_from = version - self.tombstone_versions
+                    tx.execute(
+                        "DELETE FROM removed_documents WHERE cid = ? AND version <= ?", (collection.cid, keep_from)
+                    )
+                    tx.execute("UPDATE collections SET pruned_version = ? WHERE cid = ?", (keep_from, collection.cid))
             # Committed: apply ours from the rows themselves, so memory is what the database holds.
             with self.pg.transaction(repeatable_read=True) as tx:
                 self._catch_up(tx, collection)

@@ -14,7 +14,7 @@ import numpy as np
 from services.embeddings.runtime_sentence import TASK, Embedded, SentenceTransformerModel
 from services.embeddings.settings import EmbeddingsSettings
 from shared.errors import InvalidArgument
-from shared.repository import Entry, ModelRepository
+from shared.repository import Entry, Lease, ModelRepository
 from shared.validation import check_texts, check_total_chars
 from shared.vectors import l2_normalize
 
@@ -31,8 +31,9 @@ class Embedder:
         self.repository = repository
         self.settings = settings
 
-    def model(self, name: str, version: str = "") -> Entry:
-        return self.repository.get(name, TASK, version)
+    def model(self, name: str, version: str = "") -> Lease[SentenceTransformerModel]:
+        """The sentence model serving a call, held (``with embedder.model(...) as lease:``)."""
+        return self.repository.resolve(name, version, TASK, SentenceTransformerModel, capability="sentence embeddings")
 
     async def embed(
         self,
@@ -49,19 +50,16 @@ class Embedder:
         check_texts(texts, field, self.settings.max_texts, self.settings.max_text_chars)
         if bounded:
             check_total_chars(texts, field, self.settings.max_call_chars)
-        entry = self.model(model, version)
-        if not truncate:
-            await self._refuse_overlong(entry, texts, field)
-        results: list[Embedded] = await entry.predict(texts)
+        with self.model(model, version) as lease:
+            if not truncate:
+                await self._refuse_overlong(lease.model, texts, field)
+            results: list[Embedded] = await lease.predict(texts)
         vectors = np.stack([r.vector for r in results]).astype(np.float32, copy=False)
         if normalize:
             vectors = l2_normalize(vectors)
-        return Embeddings(vectors, sum(r.tokens for r in results), entry)
+        return Embeddings(vectors, sum(r.tokens for r in results), lease.entry)
 
-    async def _refuse_overlong(self, entry: Entry, texts: list[str], field: str) -> None:
-        runtime = entry.model
-        if not isinstance(runtime, SentenceTransformerModel):
-            return
+    async def _refuse_overlong(self, runtime: SentenceTransformerModel, texts: list[str], field: str) -> None:
         counts = await asyncio.to_thread(runtime.token_counts, texts)
         for i, count in enumerate(counts):
             if count > runtime.max_seq_length:

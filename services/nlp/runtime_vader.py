@@ -16,7 +16,7 @@ import heapq
 from collections import defaultdict
 from collections.abc import Sequence
 
-from shared.model import Model
+from shared.model import BatchedModel
 
 FRAMEWORK = "vader"
 
@@ -110,7 +110,7 @@ def _analyzer_class() -> type:
     return LinearVader
 
 
-class VaderSentiment(Model):
+class VaderSentiment(BatchedModel):
     def load(self) -> None:
         self.analyzer = _analyzer_class()()
 

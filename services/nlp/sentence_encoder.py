@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 
 from services.nlp.interfaces import TokenizerModel
+from shared.model import BatchedModel
 
 
-class SentenceEncoderModel(TokenizerModel):
+class SentenceEncoderModel(TokenizerModel, BatchedModel):
     """Base of runtimes built on a sentence-transformers directory."""
 
     def load_encoder(self, path: Path) -> None:

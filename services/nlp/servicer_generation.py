@@ -35,8 +35,8 @@ class TextGenerationServicer(pb_grpc.TextGenerationServiceServicer):
         )
 
     async def Generate(self, request: pb.GenerateRequest, context: grpc.aio.ServicerContext) -> pb.GenerateResponse:
-        prepared = await self._prepare(request)
-        result = await self.generation.generate(prepared)
+        with await self._prepare(request) as prepared:
+            result = await self.generation.generate(prepared)
         return pb.GenerateResponse(
             text=result.text,
             finish_reason=FINISH[result.finish_reason],
@@ -49,7 +49,12 @@ class TextGenerationServicer(pb_grpc.TextGenerationServiceServicer):
     async def GenerateStream(
         self, request: pb.GenerateStreamRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.GenerateStreamResponse]:
-        prepared = await self._prepare(request)
+        with await self._prepare(request) as prepared:  # holds the model until the stream ends
+            async with aclosing(self._stream(prepared)) as messages:
+                async for message in messages:
+                    yield message
+
+    async def _stream(self, prepared: Prepared) -> AsyncIterator[pb.GenerateStreamResponse]:
         job = prepared.job
         # Each message carries the usage since the previous one (the first: the prompt's
         # tokens too), counted from what the model computed, so whoever relays the stream

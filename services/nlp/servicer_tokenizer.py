@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import grpc
 
+from lumen.common.v1 import common_pb2
 from lumen.nlp.v1 import nlp_pb2 as pb
 from lumen.nlp.v1 import nlp_pb2_grpc as pb_grpc
 from services.nlp.convert import chat, status
@@ -30,7 +31,10 @@ class TokenizerServicer(pb_grpc.TokenizerServiceServicer):
                     status=status(r),
                 )
             )
-        return pb.TokenizeResponse(results=out, model=model_info(entry, self.service))
+        tokens = sum(len(t.tokens) for t in out)
+        return pb.TokenizeResponse(
+            results=out, model=model_info(entry, self.service), usage=common_pb2.Usage(input_tokens=tokens)
+        )
 
     async def CountTokens(
         self, request: pb.CountTokensRequest, context: grpc.aio.ServicerContext
@@ -43,9 +47,11 @@ class TokenizerServicer(pb_grpc.TokenizerServiceServicer):
             pb.TokenCount(status=status(c)) if isinstance(c, LumenError) else pb.TokenCount(count=c, status=status(c))
             for c in counted.counts
         ]
+        total = sum(c.count for c in counts)
         return pb.CountTokensResponse(
             counts=counts,
-            total_tokens=sum(c.count for c in counts),
+            total_tokens=total,
+            usage=common_pb2.Usage(input_tokens=total),
             context_length=counted.context_length,
             model=model_info(counted.entry, self.service),
         )

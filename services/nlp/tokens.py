@@ -11,11 +11,10 @@ from services.nlp import tasks
 from services.nlp.generation_params import check_chat
 from services.nlp.interfaces import TokenizerModel
 from services.nlp.items import Outcome, check_count, check_texts, check_total_chars
-from services.nlp.lookup import ModelLookup
 from services.nlp.runtime_causal_lm import CausalLM
 from services.nlp.settings import NlpSettings
 from shared.errors import FailedPrecondition, InvalidArgument
-from shared.repository import Entry, ModelRepository
+from shared.repository import Entry, Lease, ModelRepository
 
 MAX_TOKENIZE, MAX_COUNT = 64, 256
 
@@ -64,43 +63,51 @@ def count(model: TokenizerModel, texts: list[str], special: bool) -> list[int]:
 
 class Tokens:
     def __init__(self, repository: ModelRepository, settings: NlpSettings) -> None:
-        self.models = ModelLookup(repository)
+        self.repository = repository
         self.settings = settings
 
-    def _model(self, name: str, version: str) -> tuple[Entry, TokenizerModel]:
-        entry = self.models.entry(name, version, tasks.WITH_TOKENIZER, self.settings.default_generator)
-        model = self.models.runtime(entry, TokenizerModel, "tokenizer")
-        if not getattr(model.tokenizer, "is_fast", False):
-            raise InvalidArgument("model", f"{entry.config.name!r} has no fast tokenizer to give offsets")
-        return entry, model
+    def _model(self, name: str, version: str) -> Lease[TokenizerModel]:
+        lease = self.repository.resolve(
+            name,
+            version,
+            tasks.WITH_TOKENIZER,
+            TokenizerModel,
+            default=self.settings.default_generator,
+            capability="tokenizer",
+        )
+        if not getattr(lease.model.tokenizer, "is_fast", False):
+            lease.release()
+            raise InvalidArgument("model.name", f"{lease.entry.config.name!r} has no fast tokenizer to give offsets")
+        return lease
 
     async def tokenize(
         self, texts: list[str], name: str, version: str, special: bool
     ) -> tuple[list[Outcome[list[Piece]]], Entry]:
         check_count(texts, "texts", MAX_TOKENIZE)
         check_total_chars(texts, "texts", self.settings.max_call_chars)
-        entry, model = self._model(name, version)
-        checked = check_texts(texts, "texts", self.settings.max_text_chars, allow_empty=True)
-        valid = checked.texts(texts)
-        results = await asyncio.to_thread(tokenize, model, valid, special) if valid else []
-        return checked.merge(len(texts), results), entry
+        with self._model(name, version) as lease:
+            checked = check_texts(texts, "texts", self.settings.max_text_chars, allow_empty=True)
+            valid = checked.texts(texts)
+            results = await asyncio.to_thread(tokenize, lease.model, valid, special) if valid else []
+            return checked.merge(len(texts), results), lease.entry
 
     async def count(
         self, texts: list[str], chat: Sequence[tuple[str, str]] | None, name: str, version: str, special: bool
     ) -> Counted:
         if (not texts) == (chat is None):
             raise InvalidArgument("texts", "give exactly one of texts and chat")
-        entry, model = self._model(name, version)
-        if chat is not None:
-            check_chat(chat, self.settings.max_text_chars)
-            if not isinstance(model, CausalLM) or not model.has_chat_template:
-                raise FailedPrecondition(f"chat: model {entry.config.name!r} has no chat template")
-            messages = [{"role": role, "content": content} for role, content in chat]
-            ids = await asyncio.to_thread(model.encode_chat, messages)
-            return Counted([len(ids)], model.context_length, entry)
-        check_count(texts, "texts", MAX_COUNT)
-        check_total_chars(texts, "texts", self.settings.max_call_chars)
-        checked = check_texts(texts, "texts", self.settings.max_text_chars, allow_empty=True)
-        valid = checked.texts(texts)
-        counts = await asyncio.to_thread(count, model, valid, special) if valid else []
-        return Counted(checked.merge(len(texts), counts), model.context_length, entry)
+        with self._model(name, version) as lease:
+            entry, model = lease.entry, lease.model
+            if chat is not None:
+                check_chat(chat, self.settings.max_text_chars)
+                if not isinstance(model, CausalLM) or not model.has_chat_template:
+                    raise FailedPrecondition(f"chat: model {entry.config.name!r} has no chat template")
+                messages = [{"role": role, "content": content} for role, content in chat]
+                ids = await asyncio.to_thread(model.encode_chat, messages)
+                return Counted([len(ids)], model.context_length, entry)
+            check_count(texts, "texts", MAX_COUNT)
+            check_total_chars(texts, "texts", self.settings.max_call_chars)
+            checked = check_texts(texts, "texts", self.settings.max_text_chars, allow_empty=True)
+            valid = checked.texts(texts)
+            counts = await asyncio.to_thread(count, model, valid, special) if valid else []
+            return Counted(checked.merge(len(texts), counts), model.context_length, entry)

@@ -15,7 +15,7 @@ from typing import Any, Generic, TypeVar
 import numpy as np
 
 from lumen.common.v1 import common_pb2
-from services.vision.checks import count_option, find_model, unit_interval
+from services.vision.checks import count_option, unit_interval
 from services.vision.images import Decoded, Limits, check_count, configure_pillow, decode_each
 from services.vision.labels import LabelMap
 from services.vision.results import (
@@ -28,7 +28,8 @@ from services.vision.results import (
 )
 from services.vision.settings import VisionSettings
 from shared.errors import LumenError
-from shared.repository import Entry, ModelRepository
+from shared.model import BatchedModel
+from shared.repository import Entry, Lease, ModelRepository
 
 T = TypeVar("T")
 
@@ -84,22 +85,26 @@ class ImageAnalyzer:
         check_count(images, "images", maximum)
         return await asyncio.to_thread(decode_each, images, "images", self.limits)
 
+    def model(self, name: str, version: str, task: str, field: str = "model") -> Lease[BatchedModel]:
+        """The model of ``task`` serving a call, held (``with analyzer.model(...) as lease:``)."""
+        return self.repository.resolve(name, version, task, BatchedModel, field=field)
+
     async def run(
         self,
-        entry: Entry,
+        lease: Lease[BatchedModel],
         images: Sequence[common_pb2.Image],
         maximum: int,
         item: Callable[[Decoded], Any],
         finish: Callable[[Any], T],
     ) -> Analysis[T]:
-        """Decode, batch the decodable images through ``entry``, keep per-image errors in place."""
+        """Decode, batch the decodable images through the held model, keep per-image errors in place."""
         decoded = await self.decode(images, maximum)
         ready = [d for d in decoded if isinstance(d, Decoded)]
-        values = iter(await entry.predict([item(d) for d in ready]) if ready else [])
+        values = iter(await lease.predict([item(d) for d in ready]) if ready else [])
         outcomes: list[Outcome[T]] = [
             Outcome(d, finish(next(values))) if isinstance(d, Decoded) else Outcome(None, error=d) for d in decoded
         ]
-        return Analysis(outcomes, entry)
+        return Analysis(outcomes, lease.entry)
 
     async def classify(
         self,
@@ -111,15 +116,15 @@ class ImageAnalyzer:
     ) -> Analysis[list[ScoredLabel]]:
         k = count_option(top_k, "top_k", DEFAULT_TOP_K, MAX_RESULTS)
         threshold = unit_interval(score_threshold, "score_threshold", 0.0)
-        entry = find_model(self.repository, model, version, CLASSIFICATION)
-        labels = getattr(entry.model, "labels", LabelMap({}))
-        return await self.run(
-            entry,
-            images,
-            self.settings.max_classify_images,
-            lambda d: d,
-            lambda p: top_labels(p, labels, k, threshold),
-        )
+        with self.model(model, version, CLASSIFICATION) as lease:
+            labels = getattr(lease.model, "labels", LabelMap({}))
+            return await self.run(
+                lease,
+                images,
+                self.settings.max_classify_images,
+                lambda d: d,
+                lambda p: top_labels(p, labels, k, threshold),
+            )
 
     async def detect_objects(
         self,
@@ -131,14 +136,14 @@ class ImageAnalyzer:
     ) -> Analysis[list[Detection]]:
         threshold = unit_interval(score_threshold, "score_threshold", DEFAULT_SCORE_THRESHOLD)
         limit = count_option(max_results, "max_results", DEFAULT_MAX_RESULTS, MAX_RESULTS)
-        entry = find_model(self.repository, model, version, OBJECT_DETECTION)
-        return await self.run(
-            entry,
-            images,
-            self.settings.max_images,
-            lambda d: d,
-            lambda found: [d for d in found if d.score >= threshold][:limit],
-        )
+        with self.model(model, version, OBJECT_DETECTION) as lease:
+            return await self.run(
+                lease,
+                images,
+                self.settings.max_images,
+                lambda d: d,
+                lambda found: [d for d in found if d.score >= threshold][:limit],
+            )
 
     async def detect_faces(
         self,
@@ -151,11 +156,11 @@ class ImageAnalyzer:
     ) -> Analysis[list[FaceFound]]:
         threshold = unit_interval(score_threshold, "score_threshold", DEFAULT_SCORE_THRESHOLD)
         limit = count_option(max_results, "max_results", DEFAULT_MAX_RESULTS, MAX_RESULTS)
-        entry = find_model(self.repository, model, version, FACE_DETECTION)
-        return await self.run(
-            entry,
-            images,
-            self.settings.max_images,
-            lambda d: FaceQuery(d, landmarks),
-            lambda faces: sorted((f for f in faces if f.score >= threshold), key=lambda f: -f.score)[:limit],
-        )
+        with self.model(model, version, FACE_DETECTION) as lease:
+            return await self.run(
+                lease,
+                images,
+                self.settings.max_images,
+                lambda d: FaceQuery(d, landmarks),
+                lambda faces: sorted((f for f in faces if f.score >= threshold), key=lambda f: -f.score)[:limit],
+            )

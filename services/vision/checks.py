@@ -1,11 +1,10 @@
-"""Request checks and model look-up shared by the vision data planes; errors name the field."""
+"""Request checks shared by the vision data planes; errors name the field."""
 
 from __future__ import annotations
 
 import math
 
-from shared.errors import InvalidArgument, NotFound
-from shared.repository import Entry, ModelRepository
+from shared.errors import InvalidArgument
 
 
 def unit_interval(value: float | None, field: str, default: float) -> float:
@@ -38,20 +37,3 @@ def count_option(value: int, field: str, default: int, maximum: int) -> int:
 def text_length(value: str, field: str, maximum: int) -> None:
     if len(value) > maximum:
         raise InvalidArgument(field, f"has {len(value)} characters; at most {maximum}")
-
-
-def find_model(repository: ModelRepository, name: str, version: str, task: str, field: str = "model") -> Entry:
-    """The entry for ``name`` (or the task's default); a model of another task is INVALID_ARGUMENT."""
-    if len(name) > 128:
-        raise InvalidArgument(f"{field}.name", "has more than 128 characters")
-    try:
-        return repository.get(name, task, version)
-    except NotFound:
-        other = next((e for e in repository.entries() if name and e.config.name == name), None)
-        if other is not None and other.config.task != task:
-            raise InvalidArgument(
-                f"{field}.name", f"{name!r} is a {other.config.task} model; this call needs a {task} model"
-            ) from None
-        if field != "model":
-            raise NotFound(f"{task} model", name or "(default)", f"{field}.name") from None
-        raise

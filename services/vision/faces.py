@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
 import numpy as np
 
 from lumen.common.v1 import common_pb2
 from services.vision.analysis import Analysis, ImageAnalyzer, Outcome
-from services.vision.checks import count_option, distance_threshold, find_model, text_length
+from services.vision.checks import count_option, distance_threshold, text_length
 from services.vision.galleries import (
     MAX_ID_CHARS,
     Candidate,
@@ -29,7 +30,8 @@ from services.vision.galleries import (
 from services.vision.images import Decoded, decode_message
 from services.vision.results import FACE_DETECTION, FACE_EMBEDDING, Box, EmbedQuery, FaceQuery, FaceVector
 from shared.errors import FailedPrecondition, InvalidArgument, LumenError, NotFound, ResourceExhausted
-from shared.repository import Entry
+from shared.model import BatchedModel
+from shared.repository import Entry, Lease
 
 DEFAULT_MAX_FACES = 100
 MAX_FACES = 1000
@@ -71,14 +73,18 @@ class FaceRecognizer:
         self.repository = analyzer.repository
         self.store = store
 
-    def embedder(self, name: str = "", version: str = "") -> Entry:
-        return find_model(self.repository, name, version, FACE_EMBEDDING)
+    def embedder(self, name: str = "", version: str = "") -> Lease[BatchedModel]:
+        return self.analyzer.model(name, version, FACE_EMBEDDING)
 
-    def _threshold(self, entry: Entry, value: float | None, field: str) -> float:
-        return distance_threshold(value, field, float(getattr(entry.model, "threshold", 0.6)))
+    def _threshold(self, lease: Lease[BatchedModel], value: float | None, field: str) -> float:
+        return distance_threshold(value, field, float(getattr(lease.model, "threshold", 0.6)))
 
     async def _embed_decoded(
-        self, entry: Entry, detector: Entry | None, images: list[Decoded], max_faces: int
+        self,
+        entry: Lease[BatchedModel],
+        detector: Lease[BatchedModel] | None,
+        images: list[Decoded],
+        max_faces: int,
     ) -> list[list[FaceVector]]:
         if not images:
             return []
@@ -88,13 +94,14 @@ class FaceRecognizer:
             boxes = [tuple(f.box for f in sorted(faces, key=lambda f: -f.box.area)) for faces in found]
         return await entry.predict([EmbedQuery(image, b, max_faces) for image, b in zip(images, boxes, strict=True)])
 
-    def _detector(self, name: str, version: str) -> Entry | None:
-        return find_model(self.repository, name, version, FACE_DETECTION, "detector") if name else None
+    def _detector(self, name: str, version: str) -> AbstractContextManager[Lease[BatchedModel] | None]:
+        """The face detector the request names, held; none (the embedder's own) when unnamed."""
+        return self.analyzer.model(name, version, FACE_DETECTION, "detector") if name else nullcontext()
 
     async def _embed_all(
         self,
-        entry: Entry,
-        detector: Entry | None,
+        entry: Lease[BatchedModel],
+        detector: Lease[BatchedModel] | None,
         images: Sequence[common_pb2.Image],
         max_faces: int,
     ) -> list[Outcome[list[FaceVector]]]:
@@ -113,9 +120,8 @@ class FaceRecognizer:
         max_faces: int = 0,
     ) -> Analysis[list[FaceVector]]:
         limit = count_option(max_faces, "max_faces", DEFAULT_MAX_FACES, MAX_FACES)
-        entry = self.embedder(model, version)
-        detector_entry = self._detector(detector, detector_version)
-        return Analysis(await self._embed_all(entry, detector_entry, images, limit), entry)
+        with self.embedder(model, version) as lease, self._detector(detector, detector_version) as found_by:
+            return Analysis(await self._embed_all(lease, found_by, images, limit), lease.entry)
 
     async def verify(
         self,
@@ -125,28 +131,28 @@ class FaceRecognizer:
         version: str = "",
         threshold: float | None = None,
     ) -> Verification:
-        entry = self.embedder(model, version)
-        limit = self._threshold(entry, threshold, "threshold")
-        a, b = await asyncio.gather(
-            asyncio.to_thread(decode_message, image_a, "image_a", self.analyzer.limits),
-            asyncio.to_thread(decode_message, image_b, "image_b", self.analyzer.limits),
-        )
-        faces_a, faces_b = await self._embed_decoded(entry, None, [a, b], 1)
+        with self.embedder(model, version) as lease:
+            limit = self._threshold(lease, threshold, "threshold")
+            a, b = await asyncio.gather(
+                asyncio.to_thread(decode_message, image_a, "image_a", self.analyzer.limits),
+                asyncio.to_thread(decode_message, image_b, "image_b", self.analyzer.limits),
+            )
+            faces_a, faces_b = await self._embed_decoded(lease, None, [a, b], 1)
         for field, faces in (("image_a", faces_a), ("image_b", faces_b)):
             if not faces:
                 raise InvalidArgument(field, "holds no face the model's detector could find")
         distance = float(np.linalg.norm(faces_a[0].vector - faces_b[0].vector))
-        return Verification(distance, limit, faces_a[0].box, faces_b[0].box, entry)
+        return Verification(distance, limit, faces_a[0].box, faces_b[0].box, lease.entry)
 
     # Galleries -------------------------------------------------------------
 
     async def create_gallery(self, name: str, model: str = "", version: str = "") -> GalleryInfo:
         check_gallery_name(name)
-        entry = self.embedder(model, version)
-        dimension = int(getattr(entry.model, "dimension", 0))
+        with self.embedder(model, version) as lease:
+            model_name, dimension = lease.entry.config.name, int(getattr(lease.model, "dimension", 0))
         if not dimension:
-            raise FailedPrecondition(f"face-embedding model {entry.config.name!r} is not loaded")
-        return await asyncio.to_thread(self.store.create, name, entry.config.name, dimension)
+            raise FailedPrecondition(f"face-embedding model {model_name!r} gives no dimension")
+        return await asyncio.to_thread(self.store.create, name, model_name, dimension)
 
     async def delete_gallery(self, name: str) -> None:
         check_gallery_name(name)
@@ -168,11 +174,12 @@ class FaceRecognizer:
         check_person_id(person_id)
         await asyncio.to_thread(self.store.delete_person, gallery, person_id)
 
-    async def _gallery_model(self, gallery: str) -> tuple[GalleryInfo, Entry]:
+    async def _gallery_model(self, gallery: str) -> Lease[BatchedModel]:
+        """The gallery's face-embedding model, held."""
         check_gallery_name(gallery, "gallery")
         info = await asyncio.to_thread(self.store.get, gallery, "gallery")
         try:
-            return info, self.embedder(info.model)
+            return self.embedder(info.model)
         except NotFound:
             raise FailedPrecondition(
                 f"gallery {gallery!r} uses face-embedding model {info.model!r}, which this service does not serve"
@@ -183,9 +190,9 @@ class FaceRecognizer:
     ) -> Enrolment:
         check_person_id(person_id)
         text_length(display_name, "display_name", MAX_ID_CHARS)
-        _, entry = await self._gallery_model(gallery)
-        # Two faces per image are enough to tell "exactly one" from "several".
-        outcomes = await self._embed_all(entry, None, images, 2)
+        with await self._gallery_model(gallery) as lease:
+            # Two faces per image are enough to tell "exactly one" from "several".
+            outcomes = await self._embed_all(lease, None, images, 2)
         statuses: list[LumenError | None] = []
         vectors: list[np.ndarray] = []
         for i, outcome in enumerate(outcomes):
@@ -223,10 +230,10 @@ class FaceRecognizer:
     ) -> Identification:
         k = count_option(top_k, "top_k", 1, MAX_TOP_K)
         limit = count_option(max_faces, "max_faces", DEFAULT_MAX_FACES, MAX_FACES)
-        _, entry = await self._gallery_model(gallery)
-        match_below = self._threshold(entry, threshold, "threshold")
-        detector_entry = self._detector(detector, detector_version)
-        outcomes = await self._embed_all(entry, detector_entry, images, limit)
+        with await self._gallery_model(gallery) as lease, self._detector(detector, detector_version) as found_by:
+            match_below = self._threshold(lease, threshold, "threshold")
+            outcomes = await self._embed_all(lease, found_by, images, limit)
+        entry = lease.entry
         faces = [f for o in outcomes for f in (o.value or [])]
         nearest = iter(await asyncio.to_thread(self.store.nearest, gallery, [f.vector for f in faces], k))
         identified = [

@@ -21,7 +21,7 @@ import numpy as np
 
 from services.vision.images import Decoded
 from services.vision.results import Box, EmbedQuery, FaceFound, FaceQuery, FaceVector, logistic
-from shared.model import Model
+from shared.model import BatchedModel, Model
 
 DETECTOR_FRAMEWORK = "dlib-face-detector"
 RECOGNITION_FRAMEWORK = "dlib-face-recognition"
@@ -97,7 +97,7 @@ def _file(model: Model, name: str) -> str:
     return str(path)
 
 
-class DlibFaceDetector(Model):
+class DlibFaceDetector(BatchedModel):
     """HOG face boxes with scores; 68 landmarks on request."""
 
     def load(self) -> None:
@@ -134,7 +134,7 @@ class DlibFaceDetector(Model):
         return {"detector": "dlib HOG frontal", "landmarks": "68", "upsample": str(self._faces.upsample)}
 
 
-class DlibFaceRecognition(Model):
+class DlibFaceRecognition(BatchedModel):
     """128-d ResNet face descriptors; faces of one person lie within about 0.6 of each other."""
 
     dimension = 128

@@ -15,14 +15,14 @@ import numpy as np
 from services.vision.images import Decoded
 from services.vision.labels import LabelMap
 from services.vision.preprocess import resampling, resize_center_crop
-from shared.model import Model, resolve_path
+from shared.model import BatchedModel, resolve_path
 
 FRAMEWORK = "efficientnet-lite-pytorch"
 # The Lite models were trained on inputs normalised with these (not ImageNet's mean/std).
 MEAN, STD = 127.0, 128.0
 
 
-class EfficientNetLiteModel(Model):
+class EfficientNetLiteModel(BatchedModel):
     labels: LabelMap
 
     def load(self) -> None:

@@ -26,12 +26,12 @@ from services.vision.images import Decoded
 from services.vision.labels import LabelMap
 from services.vision.preprocess import resampling, resize_to, softmax
 from services.vision.tf_device import tf_device
-from shared.model import Model, resolve_path
+from shared.model import BatchedModel, resolve_path
 
 FRAMEWORK = "keras"
 
 
-class KerasClassifier(Model):
+class KerasClassifier(BatchedModel):
     labels: LabelMap
 
     def load(self) -> None:

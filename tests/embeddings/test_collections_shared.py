@@ -131,3 +131,28 @@ async def test_postgres_away_unavailable_then_back_without_restart() -> None:
         store.close()
     finally:
         server.remove()
+
+
+@pytest.mark.slow
+async def test_a_replica_behind_pruned_tombstones_reloads_whole(postgres_url: str) -> None:
+    a = PostgresCollectionStore(postgres_url, AnnConfig(), tombstone_versions=3)
+    b = PostgresCollectionStore(postgres_url, AnnConfig(), tombstone_versions=3)
+    try:
+        await a.create("notes", "m", DIM)
+        await a.upsert(await a.current("notes"), [doc("d1", 1), doc("d2", 2), doc("d3", 3)])
+        assert len(await b.current("notes")) == 3  # b is at version 1
+        for i in range(12):  # replace and delete while b looks away
+            await a.upsert(await a.current("notes"), [doc("d1", 10 + i)])
+        await a.delete(await a.current("notes"), ["d2"])
+        import psycopg
+
+        with psycopg.connect(postgres_url) as conn:
+            kept = conn.execute("SELECT COUNT(*) FROM removed_documents").fetchone()[0]
+        assert kept < 12  # pruned
+        collection = await b.current("notes")
+        assert sorted(d.id for d in collection._documents.values()) == ["d1", "d3"]
+        assert collection.search(doc("d1", 21).vector, 1, {})[0].document.id == "d1"
+        assert collection.bytes == (await a.current("notes")).bytes
+    finally:
+        a.close()
+        b.close()

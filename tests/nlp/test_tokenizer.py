@@ -112,3 +112,13 @@ async def test_bad_tokenizer_requests(nlp_channel, method, request_, code, field
         await getattr(stub, method)(request_)
     assert error.value.code() is code
     assert field in error.value.details()
+
+
+async def test_tokenizer_calls_report_the_tokens_they_read(nlp_channel, reference_llm) -> None:
+    _, tokenizer = reference_llm
+    stub = pb_grpc.TokenizerServiceStub(nlp_channel)
+    want = sum(len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in TEXTS)
+    tokenized = await stub.Tokenize(pb.TokenizeRequest(texts=TEXTS))
+    assert tokenized.usage.input_tokens == want > 0
+    counted = await stub.CountTokens(pb.CountTokensRequest(texts=TEXTS))
+    assert counted.usage.input_tokens == counted.total_tokens == want
