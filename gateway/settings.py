@@ -17,13 +17,15 @@ class GatewaySettings(ServerSettings):
     port: int = setting(50051, "TCP port clients call.")
     # Relays are cheap (bytes in, bytes out); each backend caps its own work.
     max_concurrent_rpcs: int = setting(
-        256, "Calls relayed at once (health aside); more are shed with RESOURCE_EXHAUSTED and RetryInfo. 0: no limit."
+        2048, "Calls relayed at once (health aside); more are shed with RESOURCE_EXHAUSTED and RetryInfo. 0: no limit."
     )
     nlp_address: str = setting(
         "localhost:50052", "nlp service target; use dns:///nlp:50052 with a headless Service to balance replicas."
     )
     vision_address: str = setting("localhost:50053", "vision service target.")
     embeddings_address: str = setting("localhost:50054", "embeddings service target.")
+    tabular_address: str = setting("localhost:50056", "tabular service target.")
+    training_address: str = setting("localhost:50055", "training service target.")
     default_timeout_s: float = setting(
         30.0, "Deadline given to a backend call when the client sent none (generation streams excepted)."
     )

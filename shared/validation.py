@@ -21,6 +21,14 @@ def check_texts(texts: Sequence[str], field: str, max_items: int, max_chars: int
             raise InvalidArgument(f"{field}[{i}]", f"has {len(text)} characters; at most {max_chars}")
 
 
+def check_total_chars(texts: Sequence[str], field: str, maximum: int) -> None:
+    """The call fails when its texts together are longer than ``maximum`` characters: the
+    bound that keeps one call's CPU time within budget (see make bench-limits)."""
+    total = sum(len(t) for t in texts)
+    if total > maximum:
+        raise InvalidArgument(field, f"hold {total} characters together; at most {maximum} per call")
+
+
 def check_top_k(top_k: int, field: str = "top_k", maximum: int = 1000) -> None:
     if top_k < 1 or top_k > maximum:
         raise InvalidArgument(field, f"must be between 1 and {maximum}, got {top_k}")

@@ -8,6 +8,9 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from shared.errors import InvalidArgument, LumenError
+from shared.validation import check_total_chars
+
+__all__ = ["Checked", "Outcome", "check_count", "check_texts", "check_total_chars"]
 
 T = TypeVar("T")
 Outcome = T | LumenError  # one item's result, or why it has none
@@ -19,13 +22,6 @@ def check_count(items: Sequence[object], field: str, maximum: int, minimum: int 
         raise InvalidArgument(field, f"must hold at least {minimum} item(s)")
     if len(items) > maximum:
         raise InvalidArgument(field, f"holds {len(items)} items; at most {maximum} per call")
-
-
-def check_total_chars(texts: Sequence[str], field: str, maximum: int) -> None:
-    """The call fails when its texts together are longer than ``maximum`` characters (its cost bound)."""
-    total = sum(len(t) for t in texts)
-    if total > maximum:
-        raise InvalidArgument(field, f"hold {total} characters together; at most {maximum} per call")
 
 
 @dataclass(frozen=True)

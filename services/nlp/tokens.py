@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from services.nlp import tasks
 from services.nlp.generation_params import check_chat
 from services.nlp.interfaces import TokenizerModel
-from services.nlp.items import Outcome, check_count, check_texts
+from services.nlp.items import Outcome, check_count, check_texts, check_total_chars
 from services.nlp.runtime_causal_lm import CausalLM
 from services.nlp.settings import NlpSettings
 from shared.errors import FailedPrecondition, InvalidArgument
@@ -84,6 +84,7 @@ class Tokens:
         self, texts: list[str], name: str, version: str, special: bool
     ) -> tuple[list[Outcome[list[Piece]]], Entry]:
         check_count(texts, "texts", MAX_TOKENIZE)
+        check_total_chars(texts, "texts", self.settings.max_call_chars)
         with self._model(name, version) as lease:
             checked = check_texts(texts, "texts", self.settings.max_text_chars, allow_empty=True)
             valid = checked.texts(texts)
@@ -105,6 +106,7 @@ class Tokens:
                 ids = await asyncio.to_thread(model.encode_chat, messages)
                 return Counted([len(ids)], model.context_length, entry)
             check_count(texts, "texts", MAX_COUNT)
+            check_total_chars(texts, "texts", self.settings.max_call_chars)
             checked = check_texts(texts, "texts", self.settings.max_text_chars, allow_empty=True)
             valid = checked.texts(texts)
             counts = await asyncio.to_thread(count, model, valid, special) if valid else []
