@@ -25,7 +25,8 @@ from services.embeddings.collection_store import CollectionStore, NewDocument
 from services.embeddings.collection_store_pg import PostgresCollectionStore
 from services.embeddings.embedder import Embedder
 from services.embeddings.settings import EmbeddingsSettings
-from shared.errors import FailedPrecondition, InvalidArgument, LumenError, NotFound, ResourceExhausted
+from shared.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
+from shared.results import Result
 from shared.validation import check_top_k
 
 NAME = re.compile(r"[a-z0-9_-]{1,64}")
@@ -71,7 +72,7 @@ class _Pending:
 
 @dataclass(frozen=True)
 class UpsertResult:
-    statuses: list[LumenError | None]  # None: stored
+    statuses: list[Result[None]]  # OK: stored
     upserted: int
     tokens: int
 
@@ -161,13 +162,13 @@ class Collections:
             raise InvalidArgument(
                 "documents", f"holds {len(documents)} documents; at most {self.settings.max_upsert_documents} per call"
             )
-        statuses: list[LumenError | None] = [None] * len(documents)
+        statuses: list[Result[None]] = [Result.of(None)] * len(documents)
         pending: dict[str, _Pending] = {}
         for i, doc in enumerate(documents):
             try:
                 parsed = self._parse_document(doc, f"documents[{i}]", collection.dimension)
             except (InvalidArgument, ResourceExhausted) as exc:
-                statuses[i] = exc
+                statuses[i] = Result.failed(exc)
                 continue
             pending.pop(parsed.id, None)  # the same id twice in one call: the last one wins
             pending[parsed.id] = parsed

@@ -10,7 +10,6 @@ from lumen.embeddings.v1 import embeddings_pb2_grpc as pb_grpc
 from services.embeddings.collection import Collection, Hit
 from services.embeddings.collection_manager import Collections
 from services.embeddings.collection_metadata import to_struct
-from shared.errors import OK_STATUS, status_proto_for
 
 
 def collection_proto(collection: Collection) -> pb.Collection:
@@ -65,7 +64,7 @@ class CollectionServicer(pb_grpc.CollectionServiceServicer):
     ) -> pb.UpsertDocumentsResponse:
         result = await self.collections.upsert(request.collection, request.documents)
         return pb.UpsertDocumentsResponse(
-            statuses=[OK_STATUS if error is None else status_proto_for(error) for error in result.statuses],
+            statuses=[s.status for s in result.statuses],
             upserted=result.upserted,
             usage=common_pb2.Usage(input_tokens=result.tokens),
         )

@@ -12,7 +12,8 @@ import numpy as np
 
 from services.nlp import tasks
 from services.nlp.interfaces import ClassScores, TextClassifierModel
-from services.nlp.items import Outcome, check_count, check_texts, check_total_chars
+from shared.results import Result
+from shared.validation import check_count, check_each_text, check_total_chars
 from services.nlp.runtime_hf_entities import STRATEGIES, HfEntityTagger, Tagged
 from services.nlp.runtime_langid import LangidModel, restrict
 from services.nlp.runtime_vader import VaderSentiment
@@ -34,7 +35,7 @@ DEFAULT_TEMPLATE = "This example is {}."
 
 @dataclass(frozen=True)
 class Answer(Generic[T]):
-    results: list[Outcome[T]]
+    results: list[Result[T]]
     tokens: int
     entry: Entry
 
@@ -69,8 +70,8 @@ class TextAnalysis:
             default=self.settings.default_classifier,
             capability="class scores",
         ) as lease:
-            checked = check_texts(texts, "texts", self.settings.max_text_chars)
-            scores: list[ClassScores] = await lease.predict(checked.texts(texts)) if checked.valid else []
+            checked = check_each_text(texts, "texts", self.settings.max_text_chars)
+            scores: list[ClassScores] = await lease.predict(checked.pick(texts)) if checked.valid else []
             results = [ranked(lease.model.labels, s.scores, top_k) for s in scores]
             return Answer(checked.merge(len(texts), results), sum(s.tokens for s in scores), lease.entry)
 
@@ -101,8 +102,8 @@ class TextAnalysis:
             default=self.settings.default_zero_shot,
             capability="zero-shot scoring",
         ) as lease:
-            checked = check_texts(texts, "texts", self.settings.max_text_chars)
-            valid = checked.texts(texts)
+            checked = check_each_text(texts, "texts", self.settings.max_text_chars)
+            valid = checked.pick(texts)
             # Labels ride in the same batch as the texts: one pass of the encoder.
             embedded: list[Embedded] = await lease.predict(valid + labels) if valid else []
             text_vectors = np.stack([e.vector for e in embedded[: len(valid)]]) if valid else np.zeros((0, 1))
@@ -122,8 +123,8 @@ class TextAnalysis:
             default=self.settings.default_sentiment,
         ) as lease:
             entry, model = lease.entry, lease.model
-            checked = check_texts(texts, "texts", self.settings.max_text_chars)
-            valid = checked.texts(texts)
+            checked = check_each_text(texts, "texts", self.settings.max_text_chars)
+            valid = checked.pick(texts)
             if isinstance(model, VaderSentiment):
                 raw: list[dict[str, float]] = await lease.predict(valid) if valid else []
                 return Answer(checked.merge(len(texts), [_vader_result(r) for r in raw]), 0, entry)
@@ -159,8 +160,8 @@ class TextAnalysis:
                     raise InvalidArgument(
                         f"candidate_languages[{i}]", f"{code!r} is not a language {lease.entry.config.name} knows"
                     )
-            checked = check_texts(texts, "texts", self.settings.max_text_chars)
-            rankings: list[Ranked] = await lease.predict(checked.texts(texts)) if checked.valid else []
+            checked = check_each_text(texts, "texts", self.settings.max_text_chars)
+            rankings: list[Ranked] = await lease.predict(checked.pick(texts)) if checked.valid else []
         if candidates:
             rankings = [restrict(r, frozenset(candidates)) for r in rankings]
         return Answer(checked.merge(len(texts), [r[:top_k] for r in rankings]), 0, lease.entry)
@@ -182,8 +183,8 @@ class TextAnalysis:
             default=self.settings.default_entities,
             capability="token classification",
         ) as lease:
-            checked = check_texts(texts, "texts", self.settings.max_text_chars)
-            valid = checked.texts(texts)
+            checked = check_each_text(texts, "texts", self.settings.max_text_chars)
+            valid = checked.pick(texts)
             tagged: list[Tagged] = await lease.predict([(t, strategy) for t in valid]) if valid else []
         kept = [Tagged([e for e in t.entities if e.score >= min_score], t.tokens) for t in tagged]
         return Answer(checked.merge(len(texts), kept), sum(t.tokens for t in tagged), lease.entry)

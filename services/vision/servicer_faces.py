@@ -11,6 +11,7 @@ from services.vision import convert
 from services.vision.faces import FaceRecognizer
 from services.vision.galleries import GalleryInfo, PersonInfo
 from shared.repository_servicer import model_info
+from shared.results import item_messages
 from shared.vectors import to_proto
 
 
@@ -45,16 +46,16 @@ class FaceRecognitionServicer(pb_grpc.FaceRecognitionServiceServicer):
             request.max_faces,
         )
         return pb.EmbedFacesResponse(
-            results=[
-                pb.ImageFaceEmbeddings(
-                    faces=[
+            results=item_messages(
+                analysis.outcomes,
+                pb.ImageFaceEmbeddings,
+                lambda found: {
+                    "faces": [
                         pb.FaceEmbedding(box=convert.box(f.box), embedding=to_proto(f.vector, request.encoding))
-                        for f in o.value or []
-                    ],
-                    status=convert.status(o.error),
-                )
-                for o in analysis.outcomes
-            ],
+                        for f in found.value
+                    ]
+                },
+            ),
             model=model_info(analysis.entry, self.service),
             usage=convert.usage(analysis),
         )
@@ -107,7 +108,7 @@ class FaceRecognitionServicer(pb_grpc.FaceRecognitionServiceServicer):
         result = await self.faces.enroll(request.gallery, request.person_id, request.display_name, request.images)
         return pb.EnrollPersonResponse(
             person=_person(result.person) if result.person else None,
-            statuses=[convert.status(s) for s in result.statuses],
+            statuses=[s.status for s in result.statuses],
             enrolled=result.enrolled,
             usage=common_pb2.Usage(images=result.processed),
         )
@@ -137,9 +138,11 @@ class FaceRecognitionServicer(pb_grpc.FaceRecognitionServiceServicer):
         )
         analysis = result.analysis
         return pb.IdentifyFacesResponse(
-            results=[
-                pb.FaceIdentification(
-                    faces=[
+            results=item_messages(
+                analysis.outcomes,
+                pb.FaceIdentification,
+                lambda found: {
+                    "faces": [
                         pb.IdentifiedFace(
                             box=convert.box(face.box),
                             candidates=[
@@ -152,12 +155,10 @@ class FaceRecognitionServicer(pb_grpc.FaceRecognitionServiceServicer):
                                 for c in face.candidates
                             ],
                         )
-                        for face in o.value or []
-                    ],
-                    status=convert.status(o.error),
-                )
-                for o in analysis.outcomes
-            ],
+                        for face in found.value
+                    ]
+                },
+            ),
             threshold=result.threshold,
             model=model_info(analysis.entry, self.service),
             usage=convert.usage(analysis),
