@@ -10,6 +10,7 @@ from lumen.embeddings.v1 import embeddings_pb2_grpc as pb_grpc
 from services.embeddings.collection import Collection, Hit
 from services.embeddings.collection_manager import Collections
 from services.embeddings.collection_metadata import to_struct
+from shared.repository_servicer import model_info
 
 
 def collection_proto(collection: Collection) -> pb.Collection:
@@ -77,14 +78,18 @@ class CollectionServicer(pb_grpc.CollectionServiceServicer):
 
     async def Search(self, request: pb.SearchRequest, context: grpc.aio.ServicerContext) -> pb.SearchResponse:
         query = request.WhichOneof("query")
-        hits, tokens = await self.collections.search(
+        found = await self.collections.search(
             request.collection,
             request.top_k,
             text=request.text if query == "text" else None,
             vector=request.vector if query == "vector" else None,
             where=request.filter,
         )
+        service = self.collections.embedder.repository.service
         return pb.SearchResponse(
-            hits=[hit_proto(h, request.include_documents) for h in hits],
-            usage=common_pb2.Usage(input_tokens=tokens),
+            hits=[hit_proto(h, request.include_documents) for h in found.hits],
+            usage=common_pb2.Usage(input_tokens=found.tokens),
+            model=model_info(found.entry, service)
+            if found.entry is not None
+            else common_pb2.ModelInfo(name=found.model, service=service),
         )
