@@ -94,10 +94,6 @@ class Guard:
         self.routes = dict(routes)
         self.meter: Meter = meter or MemoryMeter()
 
-    @property
-    def enabled(self) -> bool:
-        return self.store is not None
-
     def known_key(self, key_id: str) -> ApiKey | None:
         if self.store is None:
             return LOCAL_KEY if key_id == LOCAL_KEY.id else None
