@@ -10,6 +10,7 @@ from lumen.embeddings.v1 import embeddings_pb2_grpc as pb_grpc
 from services.embeddings.collection import Collection, Hit
 from services.embeddings.collection_manager import Collections
 from services.embeddings.collection_metadata import to_struct
+from shared.pages import page
 from shared.repository_servicer import model_info
 
 
@@ -58,7 +59,8 @@ class CollectionServicer(pb_grpc.CollectionServiceServicer):
     async def ListCollections(
         self, request: pb.ListCollectionsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListCollectionsResponse:
-        return pb.ListCollectionsResponse(collections=[collection_proto(c) for c in await self.collections.list()])
+        found, next_token = page(await self.collections.list(), lambda c: c.name, request.page_size, request.page_token)
+        return pb.ListCollectionsResponse(collections=[collection_proto(c) for c in found], next_page_token=next_token)
 
     async def UpsertDocuments(
         self, request: pb.UpsertDocumentsRequest, context: grpc.aio.ServicerContext

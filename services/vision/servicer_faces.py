@@ -10,6 +10,7 @@ from lumen.vision.v1 import vision_pb2_grpc as pb_grpc
 from services.vision import convert
 from services.vision.faces import FaceRecognizer
 from services.vision.galleries import GalleryInfo, PersonInfo
+from shared.pages import page
 from shared.repository_servicer import model_info
 from shared.results import item_messages
 from shared.vectors import to_proto
@@ -100,7 +101,10 @@ class FaceRecognitionServicer(pb_grpc.FaceRecognitionServiceServicer):
     async def ListGalleries(
         self, request: pb.ListGalleriesRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListGalleriesResponse:
-        return pb.ListGalleriesResponse(galleries=[_gallery(g) for g in await self.faces.list_galleries()])
+        found, next_token = page(
+            await self.faces.list_galleries(), lambda g: g.name, request.page_size, request.page_token
+        )
+        return pb.ListGalleriesResponse(galleries=[_gallery(g) for g in found], next_page_token=next_token)
 
     async def EnrollPerson(
         self, request: pb.EnrollPersonRequest, context: grpc.aio.ServicerContext
@@ -122,7 +126,9 @@ class FaceRecognitionServicer(pb_grpc.FaceRecognitionServiceServicer):
     async def ListPersons(
         self, request: pb.ListPersonsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListPersonsResponse:
-        return pb.ListPersonsResponse(persons=[_person(p) for p in await self.faces.list_persons(request.gallery)])
+        persons = await self.faces.list_persons(request.gallery)
+        found, next_token = page(persons, lambda p: p.person_id, request.page_size, request.page_token, request.gallery)
+        return pb.ListPersonsResponse(persons=[_person(p) for p in found], next_page_token=next_token)
 
     async def IdentifyFaces(
         self, request: pb.IdentifyFacesRequest, context: grpc.aio.ServicerContext
