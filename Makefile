@@ -68,9 +68,13 @@ $(BUF):
 run: setup
 	$(PY) -m tools.suite
 
+# The last release of protos/: buf breaking refuses changes that would break its clients.
+PROTO_BASELINE ?= 3262aef
+
 lint: setup $(BUF)
 	$(VENV)/bin/ruff check .
 	$(BUF) lint
+	BUF=$(BUF) bash tools/buf-breaking.sh $(PROTO_BASELINE)
 
 test: lint deploy-tools clients state-servers
 	$(VENV)/bin/pytest -q

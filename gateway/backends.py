@@ -27,7 +27,9 @@ from shared.log import request_id
 log = logging.getLogger(__name__)
 
 # Metadata a client sends that the gateway passes on to backends.
-FORWARDED_METADATA = ("x-request-id",)
+# What a client sends that backends are meant to see too: its W3C trace context.
+# (x-request-id is always sent: the one the gateway's interceptor took or made.)
+FORWARDED_METADATA = ("traceparent", "tracestate")
 
 
 def service_config(retry_services: Sequence[str], attempts: int) -> str:
@@ -117,7 +119,7 @@ def outgoing_metadata(context: grpc.aio.ServicerContext) -> tuple[tuple[str, str
     """Metadata for a backend call: the request id and the client's forwardable keys."""
     out = [("x-request-id", request_id.get())]
     for key, value in context.invocation_metadata() or ():
-        if key in FORWARDED_METADATA and key != "x-request-id":
+        if key in FORWARDED_METADATA:
             out.append((key, value))
     return tuple(out)
 
