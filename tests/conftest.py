@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tools.state_servers import PostgresServer, RedisServer
 from shared import offline
+from tools.state_servers import PostgresServer, RedisServer
 from tools.suite import COMPONENTS, Suite, free_port, start_suite
 
 offline.apply()  # no hub: a model that is not on disk must fail at once

@@ -34,7 +34,6 @@ COMPONENTS = {
 }
 
 
-
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -12,8 +12,6 @@ import numpy as np
 
 from services.nlp import tasks
 from services.nlp.interfaces import ClassScores, TextClassifierModel
-from shared.results import Checked, Result
-from shared.validation import check_count, check_each_text, check_total_chars
 from services.nlp.runtime_hf_entities import STRATEGIES, HfEntityTagger, Tagged
 from services.nlp.runtime_langid import LangidModel, restrict
 from services.nlp.runtime_vader import VaderSentiment
@@ -21,9 +19,10 @@ from services.nlp.runtime_zero_shot import Embedded, EmbeddingZeroShot
 from services.nlp.sentiment_labels import Polarity, SentimentClasses, vader_label
 from services.nlp.settings import NlpSettings
 from shared.errors import InvalidArgument
-from shared.model import BatchedModel
-from shared.model import Model
+from shared.model import BatchedModel, Model
 from shared.repository import Entry, Lease, ModelRepository
+from shared.results import Checked, Result
+from shared.validation import check_count, check_each_text, check_total_chars
 
 T = TypeVar("T")
 M = TypeVar("M", bound=Model)

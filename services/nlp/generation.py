@@ -16,8 +16,6 @@ from dataclasses import dataclass
 from services.nlp import tasks
 from services.nlp.generation_params import Decoding, DecodingRequest, check_chat, check_prompt, resolve
 from services.nlp.generation_scheduler import Event, Failed, Finished, GenerationJob, GenerationResult
-from shared.results import Checked, Result
-from shared.validation import check_count, check_each_text
 from services.nlp.runtime_causal_lm import CausalLM
 from services.nlp.runtime_seq2seq import Seq2SeqModel, Transformed
 from services.nlp.settings import NlpSettings
@@ -25,7 +23,9 @@ from services.nlp.transform_prompts import REWRITE, TRANSLATE, instruct_messages
 from shared.errors import FailedPrecondition, InvalidArgument, LumenError
 from shared.model import GenerativeModel
 from shared.repository import Entry, Lease, ModelRepository
+from shared.results import Checked, Result
 from shared.siblings import gather_or_cancel
+from shared.validation import check_count, check_each_text
 
 MAX_TRANSFORM_TEXTS, MAX_INSTRUCTION_CHARS = 16, 2000
 Messages = Sequence[tuple[str, str]]  # (role, content)

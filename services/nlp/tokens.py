@@ -10,12 +10,12 @@ from dataclasses import dataclass
 from services.nlp import tasks
 from services.nlp.generation_params import check_chat
 from services.nlp.interfaces import TokenizerModel
-from shared.results import Result
-from shared.validation import check_count, check_each_text
 from services.nlp.runtime_causal_lm import CausalLM
 from services.nlp.settings import NlpSettings
 from shared.errors import FailedPrecondition, InvalidArgument
 from shared.repository import Entry, Lease, ModelRepository
+from shared.results import Result
+from shared.validation import check_count, check_each_text
 
 MAX_TOKENIZE, MAX_COUNT = 64, 256
 
