@@ -174,7 +174,11 @@ async def semantic_search(scope: Scope, request: pb.SemanticSearchRequest) -> pb
             filter=request.filter,
             include_documents=request.include_documents,
         )
-        return lambda timeout_s: stub.Search(query, timeout=timeout_s, metadata=scope.metadata)
+
+        async def search(timeout_s: float) -> epb.SearchResponse:
+            return await stub.Search(query, timeout=timeout_s, metadata=scope.metadata)
+
+        return search
 
     results = await run_parts({name: part(name) for name in request.collections}, scope.budget)
     response = pb.SemanticSearchResponse()
