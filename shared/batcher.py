@@ -2,10 +2,14 @@
 
 Each call to `submit` brings a list of items (texts, images) and gets back the
 results for exactly those items, in order. A worker task takes queued requests
-in arrival order into a batch until it holds ``max_batch_size`` items or
-``max_delay_s`` has passed since the batch's first request, then runs the
-model on an executor thread so the event loop keeps serving. A request is never
-split across batches; one larger than ``max_batch_size`` runs as its own batch.
+in arrival order into a batch the moment a model instance is free: whatever
+queued while the previous batch ran, up to ``max_batch_size`` items, with no
+fixed wait (an idle model that waits for company only adds latency at low load,
+and at high load the queue fills while the model runs). ``max_delay_s`` is
+waited for more requests only while another instance is still busy
+(``instances`` > 1). The model runs on an executor thread so the event loop
+keeps serving. A request is never split across batches; one larger than
+``max_batch_size`` runs as its own batch.
 
 - Back-pressure: at most ``max_queue_size`` items wait; past that, `submit`
   raises ResourceExhausted at once.
@@ -71,7 +75,12 @@ class DynamicBatcher(Generic[In, Out]):
         self._slots = asyncio.Semaphore(config.instances)
         self._workers: list[asyncio.Task[None]] = []
         self._running: set[asyncio.Task[None]] = set()
+        self._busy = 0  # instances running a batch
         self._closed = False
+        # Metric children looked up once: labels() takes a lock and a dict lookup on every call.
+        self._queue_gauge = metrics.QUEUE_ITEMS.labels(name)
+        self._batch_size = metrics.BATCH_SIZE.labels(name)
+        self._queue_wait = metrics.QUEUE_WAIT.labels(name)
 
     @property
     def queued_items(self) -> int:
@@ -99,7 +108,7 @@ class DynamicBatcher(Generic[In, Out]):
         request: _Request[In, Out] = _Request(items, asyncio.get_running_loop().create_future())
         self._queue.append(request)
         self._queued_items += len(items)
-        metrics.QUEUE_ITEMS.labels(self.name).set(self._queued_items)
+        self._queue_gauge.set(self._queued_items)
         self._wakeup.set()
         # If the caller is cancelled, awaiting cancels the future too; the
         # worker sees it done and skips it.
@@ -147,14 +156,14 @@ class DynamicBatcher(Generic[In, Out]):
                 size += len(request.items)
                 continue
             remaining = deadline - loop.time()
-            if remaining <= 0:
+            if remaining <= 0 or self._busy == 0:  # the model is idle: run what we have now
                 break
             self._wakeup.clear()
             try:
                 await asyncio.wait_for(self._wakeup.wait(), remaining)
             except TimeoutError:
                 break
-        metrics.QUEUE_ITEMS.labels(self.name).set(self._queued_items)
+        self._queue_gauge.set(self._queued_items)
         return batch
 
     async def _loop(self) -> None:
@@ -170,15 +179,16 @@ class DynamicBatcher(Generic[In, Out]):
             task.add_done_callback(self._running.discard)
 
     async def _run(self, batch: list[_Request[In, Out]]) -> None:
+        self._busy += 1
         try:
             live = [r for r in batch if not r.future.done()]
             if not live:
                 return
             items: list[In] = [item for r in live for item in r.items]
-            metrics.BATCH_SIZE.labels(self.name).observe(len(items))
+            self._batch_size.observe(len(items))
             now = time.perf_counter()
             for r in live:
-                metrics.QUEUE_WAIT.labels(self.name).observe(now - r.enqueued_at)
+                self._queue_wait.observe(now - r.enqueued_at)
             try:
                 results = await asyncio.get_running_loop().run_in_executor(self._executor, self._predict, items)
                 if len(results) != len(items):
@@ -196,4 +206,5 @@ class DynamicBatcher(Generic[In, Out]):
                     r.future.set_result(list(results[start:end]))
                 start = end
         finally:
+            self._busy -= 1
             self._slots.release()

@@ -21,6 +21,7 @@ from shared import device as devices
 from shared import log as logs
 from shared import metrics, offline
 from shared.backend_token import server_interceptors
+from shared.caches import point_caches
 from shared.repository import ModelFactory, ModelRepository
 from shared.repository_servicer import ModelRepositoryServicer
 from shared.server import Registration, RunningServer, create_server, run_until_signal
@@ -99,6 +100,7 @@ def main(name: str, settings_cls: type[ModelServerSettings], app_module: str) ->
     settings = load(settings_cls, f"LUMEN_{name.upper()}")
     logs.configure(name, settings.log_level, settings.log_format)
     devices.isolate(settings.device)  # before the app (and torch/TensorFlow) is imported
+    point_caches(settings.cache_dir)  # likewise: libraries read these variables on import
     if settings.torch_threads > 0:
         import torch
 

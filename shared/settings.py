@@ -122,6 +122,11 @@ class ModelServerSettings(ServerSettings):
     models: list[str] = setting(
         [], "Comma-separated model names to load at start; empty loads every model in the repository."
     )
+    cache_dir: str = setting(
+        "",
+        "Writable folder for the libraries' caches (Hugging Face, torch, matplotlib, numba, Keras): sets "
+        "HF_HOME, MPLCONFIGDIR and the like unless already set. Empty leaves their defaults (under $HOME).",
+    )
     torch_threads: int = setting(0, "Intra-op threads for torch; 0 keeps torch's default.")
     backend_token_file: str = setting(
         "",

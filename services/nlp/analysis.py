@@ -11,8 +11,8 @@ from typing import Generic, TypeVar
 import numpy as np
 
 from services.nlp import tasks
-from services.nlp.interfaces import ClassScores, TextClassifierModel
-from services.nlp.runtime_hf_entities import STRATEGIES, HfEntityTagger, Tagged
+from services.nlp.interfaces import ClassScores, EntityTaggerModel, TextClassifierModel
+from services.nlp.runtime_hf_entities import STRATEGIES, Tagged
 from services.nlp.runtime_langid import LangidModel, restrict
 from services.nlp.runtime_vader import VaderSentiment
 from services.nlp.runtime_zero_shot import Embedded, EmbeddingZeroShot
@@ -66,7 +66,7 @@ CLASSIFY = Takes(tasks.CLASSIFIERS, TextClassifierModel, "default_classifier", "
 ZERO_SHOT = Takes(tasks.ZERO_SHOT, EmbeddingZeroShot, "default_zero_shot", "zero-shot scoring")
 SENTIMENT = Takes((tasks.SENTIMENT, tasks.TEXT_CLASSIFICATION), BatchedModel, "default_sentiment")
 LANGUAGE = Takes(tasks.LANGUAGE_DETECTION, LangidModel, "default_language", "language ranking")
-ENTITIES = Takes(tasks.TOKEN_CLASSIFICATION, HfEntityTagger, "default_entities", "token classification")
+ENTITIES = Takes(tasks.TOKEN_CLASSIFICATION, EntityTaggerModel, "default_entities", "token classification")
 
 
 class TextAnalysis:

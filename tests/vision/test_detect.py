@@ -67,7 +67,7 @@ async def test_tf_detection_equals_the_savedmodel_in_process(analysis, vision_re
 
 
 def _opencv_in_process(pixels: np.ndarray) -> list[tuple[str, list[float]]]:
-    """The default detector's three OpenCV detectors, called directly with the same settings."""
+    """The three OpenCV detectors of opencv-objects + opencv-people-plates, called directly."""
     import cv2
 
     height, width = pixels.shape[:2]
@@ -86,17 +86,30 @@ def _opencv_in_process(pixels: np.ndarray) -> list[tuple[str, list[float]]]:
     return sorted((label, [x / width, y / height, (x + w) / width, (y + h) / height]) for label, (x, y, w, h) in found)
 
 
-async def test_default_opencv_detector_equals_opencv_in_process(analysis) -> None:
-    photos = [samples.skimage_photo("astronaut"), samples.skimage_photo("chelsea"), samples.china()]
+async def test_default_detector_claims_nothing_on_photos_without_its_objects(analysis) -> None:
+    names = ("rocket", "retina", "logo", "coffee", "astronaut")
+    photos = [samples.skimage_photo(n)[..., :3] for n in names] + [samples.china(), samples.flower()]
     response = await analysis.DetectObjects(
         pb.DetectObjectsRequest(images=[samples.message(samples.encode(p)) for p in photos], score_threshold=0.0)
     )
     assert response.model.name == "opencv-objects"
-    assert sum(len(r.objects) for r in response.results) > 0  # something to compare
-    for pixels, result in zip(photos, response.results, strict=True):
-        got = sorted((o.label, _box(o.box)) for o in result.objects)
+    assert [[o.label for o in r.objects] for r in response.results] == [[]] * len(photos)
+
+
+async def test_opencv_detectors_equal_opencv_in_process(analysis) -> None:
+    photos = [samples.skimage_photo("astronaut"), samples.skimage_photo("chelsea"), samples.china()]
+    images = [samples.message(samples.encode(p)) for p in photos]
+    default, others = [
+        await analysis.DetectObjects(
+            pb.DetectObjectsRequest(images=images, score_threshold=0.0, model=common_pb2.ModelRef(name=name))
+        )
+        for name in ("opencv-objects", "opencv-people-plates")
+    ]
+    assert sum(len(r.objects) for r in others.results) > 0  # something to compare
+    for pixels, one, two in zip(photos, default.results, others.results, strict=True):
+        got = sorted((o.label, _box(o.box)) for o in [*one.objects, *two.objects])
         want = _opencv_in_process(pixels)
         assert [g[0] for g in got] == [w[0] for w in want]
         assert np.allclose([g[1] for g in got], [w[1] for w in want], atol=1e-6) if want else not got
-        scores = [o.score for o in result.objects]
+        scores = [o.score for o in two.objects]
         assert all(0.0 < s <= 1.0 for s in scores) and scores == sorted(scores, reverse=True)

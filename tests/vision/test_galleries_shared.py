@@ -102,3 +102,24 @@ def test_postgres_away_unavailable_then_back_without_restart(tmp_path: Path) -> 
         assert [p.person_id for p in store.persons("crew")] == ["ada", "bob"]
     finally:
         server.remove()
+
+
+def test_a_galleries_database_of_the_previous_schema_is_upgraded_in_place(tmp_path: Path) -> None:
+    """SQLite files written before galleries had a version keep their data and gain the column."""
+    import sqlite3
+
+    from services.vision.galleries import SQLITE_STEPS
+
+    old = sqlite3.connect(tmp_path / "galleries.sqlite3")
+    old.executescript(SQLITE_STEPS[0])  # the schema as it was, PRAGMA user_version still 0
+    old.execute("INSERT INTO galleries (name, model, dimension) VALUES ('crew', 'dlib', 128)")
+    old.execute("INSERT INTO persons (gallery, person_id, display_name) VALUES ('crew', 'ada', 'Ada')")
+    old.execute("INSERT INTO faces (gallery, person_id, embedding) VALUES ('crew', 'ada', ?)", (unit(1).tobytes(),))
+    old.commit()
+    old.close()
+    store = GalleryStore(tmp_path)
+    assert store.nearest("crew", [unit(1)], 1)[0][0].person_id == "ada"
+    store.enroll("crew", "bob", "", [unit(2)])
+    assert [p.person_id for p in store.persons("crew")] == ["ada", "bob"]
+    store.close()
+    assert GalleryStore(tmp_path).get("crew").face_count == 2  # and opens again without re-applying
