@@ -44,7 +44,7 @@ $(STATUS_PROTO): | $(DEPS_STAMP)
 	mkdir -p $(dir $@)
 	cp "$$($(PY) -c 'import google.rpc.status_pb2 as m, os; print(os.path.dirname(m.__file__))')/status.proto" $@
 $(PROTO_STAMP): $(PROTO_SRC) $(STATUS_PROTO) | $(DEPS_STAMP)
-	rm -rf lumen/common lumen/embeddings lumen/nlp lumen/vision lumen/gateway
+	rm -rf lumen/common lumen/embeddings lumen/nlp lumen/vision lumen/gateway lumen/training lumen/tabular
 	$(PY) -m grpc_tools.protoc -Iprotos -Ibuild/proto-deps \
 		--python_out=. --grpc_python_out=. \
 		--plugin=protoc-gen-mypy=$(VENV)/bin/protoc-gen-mypy --mypy_out=. \
@@ -138,4 +138,4 @@ lock:
 	build/lockenv/bin/pip freeze --exclude-editable | sed 's/^torch==\(.*\)+cpu/torch==\1/' > requirements/lock.txt
 
 clean:
-	rm -rf $(VENV) build var clients/node/gen clients/node/dist clients/node/node_modules lumen/common lumen/embeddings lumen/nlp lumen/vision lumen/gateway $(PROTO_STAMP)
+	rm -rf $(VENV) build var clients/node/gen clients/node/dist clients/node/node_modules lumen/common lumen/embeddings lumen/nlp lumen/vision lumen/gateway lumen/training lumen/tabular $(PROTO_STAMP)

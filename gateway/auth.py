@@ -55,6 +55,16 @@ REFUSED = Counter(
 _caller: contextvars.ContextVar[ApiKey | None] = contextvars.ContextVar("lumen_api_key", default=None)
 
 
+# Metadata the gateway adds to backend calls (clients cannot set it: only x-request-id is passed on).
+KEY_ID_METADATA = "x-lumen-key-id"
+KEY_TRAINING_JOBS_METADATA = "x-lumen-key-training-jobs"
+
+
+def current_key() -> ApiKey | None:
+    """The key of the call being served, or None outside a call."""
+    return _caller.get()
+
+
 def caller() -> ApiKey:
     """The key of the call being served (LOCAL_KEY with keys off). Fails closed outside a call."""
     key = _caller.get()

@@ -22,6 +22,7 @@ import grpc
 import grpc.aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from gateway.auth import KEY_ID_METADATA, KEY_TRAINING_JOBS_METADATA, current_key
 from shared.log import request_id
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,7 @@ class Backend:
     address: str
     services: tuple[str, ...]  # full names of the services it serves through the gateway
     retry_services: tuple[str, ...]
+    serves_models: bool = True  # has a ModelRepositoryService (the training service has none)
     channel: grpc.aio.Channel = field(init=False)
     serving: bool = field(default=False, init=False)
 
@@ -118,6 +120,9 @@ class Backend:
 def outgoing_metadata(context: grpc.aio.ServicerContext) -> tuple[tuple[str, str], ...]:
     """Metadata for a backend call: the request id and the client's forwardable keys."""
     out = [("x-request-id", request_id.get())]
+    key = current_key()
+    if key is not None:  # who is calling, for backends that keep per-caller records (training jobs)
+        out += [(KEY_ID_METADATA, key.id), (KEY_TRAINING_JOBS_METADATA, str(key.training_jobs))]
     for key, value in context.invocation_metadata() or ():
         if key in FORWARDED_METADATA:
             out.append((key, value))

@@ -39,7 +39,7 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-SERVICES = ("nlp", "vision", "embeddings", "gateway")
+SERVICES = ("nlp", "vision", "embeddings", "tabular", "training", "gateway")
 KEY_PREFIX = "lk_"
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 DAY_S = 86_400
@@ -66,6 +66,7 @@ class ApiKey:
     calls_per_period: int = 0
     tokens_per_period: int = 0
     images_per_period: int = 0
+    training_jobs: int = 0  # unfinished (queued or running) training jobs at once; 0 = no limit
     admin: bool = False
 
     def may_use(self, service: str) -> bool:
@@ -111,7 +112,14 @@ class ApiKey:
             raise ValueError(f"key {self.id!r}: sha256 must be 64 lowercase hex digits")
         if not self.services <= set(SERVICES):
             raise ValueError(f"key {self.id!r}: services must be among {SERVICES}")
-        numbers = (self.rate_per_s, self.burst, self.calls_per_period, self.tokens_per_period, self.images_per_period)
+        numbers = (
+            self.rate_per_s,
+            self.burst,
+            self.calls_per_period,
+            self.tokens_per_period,
+            self.images_per_period,
+            self.training_jobs,
+        )
         if not all(math.isfinite(n) for n in numbers) or min(numbers) < 0 or self.period_s < 1:
             raise ValueError(f"key {self.id!r}: limits must be >= 0 and period_s >= 1")
 
@@ -127,6 +135,7 @@ FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "calls_per_period": (int,),
     "tokens_per_period": (int,),
     "images_per_period": (int,),
+    "training_jobs": (int,),
     "admin": (bool,),
 }
 

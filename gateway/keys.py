@@ -45,6 +45,7 @@ def create(path: Path, args: argparse.Namespace) -> str:
         calls_per_period=args.calls,
         tokens_per_period=args.tokens,
         images_per_period=args.images,
+        training_jobs=args.training_jobs,
         admin=args.admin,
     )
     key.check()
@@ -89,6 +90,7 @@ def parser() -> argparse.ArgumentParser:
     make.add_argument("--calls", type=int, default=0, help="calls per period (0: unlimited)")
     make.add_argument("--tokens", type=int, default=0, help="input+output tokens per period (0: unlimited)")
     make.add_argument("--images", type=int, default=0, help="images per period (0: unlimited)")
+    make.add_argument("--training-jobs", type=int, default=0, help="unfinished training jobs at once (0: unlimited)")
     make.add_argument("--admin", action="store_true", help="may read every key's usage")
     commands.add_parser("list", help="list key ids and limits (never keys)")
     gone = commands.add_parser("revoke", help="delete a key")

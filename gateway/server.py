@@ -23,6 +23,8 @@ from gateway.usage_meter import usage_fields
 from lumen.embeddings.v1 import embeddings_pb2
 from lumen.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from lumen.nlp.v1 import nlp_pb2
+from lumen.tabular.v1 import tabular_pb2
+from lumen.training.v1 import training_pb2
 from lumen.vision.v1 import vision_pb2
 from shared import log as logs
 from shared import metrics
@@ -38,8 +40,18 @@ IDEMPOTENT_SERVICES = {
     "nlp": ("lumen.nlp.v1.TextAnalysisService", "lumen.nlp.v1.TokenizerService"),
     "vision": ("lumen.vision.v1.ImageAnalysisService",),
     "embeddings": ("lumen.embeddings.v1.EmbeddingService", "lumen.embeddings.v1.WordEmbeddingService"),
+    "tabular": ("lumen.tabular.v1.TabularService",),
+    "training": (),  # creating a job twice is not idempotent (request_id makes it so, by the caller's choice)
 }
-BACKEND_FILES = {"nlp": nlp_pb2, "vision": vision_pb2, "embeddings": embeddings_pb2}
+BACKEND_FILES = {
+    "nlp": nlp_pb2,
+    "vision": vision_pb2,
+    "embeddings": embeddings_pb2,
+    "tabular": tabular_pb2,
+    "training": training_pb2,
+}
+# Backends without a model repository (left out of GatewayService.ListModels).
+MODELLESS = frozenset({"training"})
 GATEWAY_SERVICE = gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"].full_name
 
 
@@ -80,17 +92,13 @@ def backend_tls(settings: GatewaySettings) -> BackendTls | None:
 
 
 def make_backends(settings: GatewaySettings) -> dict[str, Backend]:
-    addresses = {
-        "nlp": settings.nlp_address,
-        "vision": settings.vision_address,
-        "embeddings": settings.embeddings_address,
-    }
+    addresses = {name: getattr(settings, f"{name}_address") for name in BACKEND_FILES}
     tls = backend_tls(settings)
     interceptors = client_interceptors(settings.backend_token_file)
     backends = {}
     for name, module in BACKEND_FILES.items():
         services = tuple(s.full_name for s in module.DESCRIPTOR.services_by_name.values())
-        backend = Backend(name, addresses[name], services, IDEMPOTENT_SERVICES[name])
+        backend = Backend(name, addresses[name], services, IDEMPOTENT_SERVICES[name], name not in MODELLESS)
         backend.open(
             settings.max_message_bytes, settings.retry_attempts, tls, settings.backend_keepalive_s, interceptors
         )

@@ -76,12 +76,13 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
     ) -> pb.ListModelsResponse:
         """Each backend's models, as far as the caller's key may use that backend; load errors
         and backend failures in full for admin keys only (they name files and addresses)."""
-        if request.service and request.service not in self.backends:
-            raise InvalidArgument("service", f"must be one of {sorted(self.backends)} or empty")
+        with_models = sorted(name for name, backend in self.backends.items() if backend.serves_models)
+        if request.service and request.service not in with_models:
+            raise InvalidArgument("service", f"must be one of {with_models} or empty")
         key = caller()
         if request.service and not key.may_use(request.service):
             raise PermissionDenied(f"key {key.id!r} may not use the {request.service} service")
-        names = [request.service] if request.service else sorted(self.backends)
+        names = [request.service] if request.service else with_models
         allowed = [n for n in names if key.may_use(n)]
         timeout = context.time_remaining() or self.default_timeout_s
         metadata = outgoing_metadata(context)

@@ -24,6 +24,8 @@ class GatewaySettings(ServerSettings):
     )
     vision_address: str = setting("localhost:50053", "vision service target.")
     embeddings_address: str = setting("localhost:50054", "embeddings service target.")
+    tabular_address: str = setting("localhost:50056", "tabular service target.")
+    training_address: str = setting("localhost:50055", "training service target.")
     default_timeout_s: float = setting(
         30.0, "Deadline given to a backend call when the client sent none (generation streams excepted)."
     )

@@ -10,7 +10,7 @@ import pytest
 
 from shared import offline
 from tools.state_servers import PostgresServer, RedisServer
-from tools.suite import COMPONENTS, Suite, free_port, start_suite
+from tools.suite import COMPONENTS, MODEL_SERVICES, Suite, free_port, start_suite
 
 offline.apply()  # no hub: a model that is not on disk must fail at once
 
@@ -30,13 +30,17 @@ def suite_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     embeddings_models.main(root / "embeddings")
     nlp_models.setup_packaged(root / "nlp")
     (root / "vision").mkdir()
+    (root / "tabular").mkdir()
     return root
 
 
 @pytest.fixture(scope="session")
 def suite(suite_models: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Suite]:
     logs = tmp_path_factory.mktemp("suite-logs")
-    env = {f"LUMEN_{n.upper()}_MODEL_REPOSITORY": str(suite_models / n) for n in ("nlp", "vision", "embeddings")}
+    env = {f"LUMEN_{n.upper()}_MODEL_REPOSITORY": str(suite_models / n) for n in MODEL_SERVICES}
+    # Trained models go into the repositories the serving services read.
+    env |= {f"LUMEN_TRAINING_{n.upper()}_REPOSITORY": str(suite_models / n) for n in MODEL_SERVICES}
+    env["LUMEN_TRAINING_DATA_DIR"] = str(tmp_path_factory.mktemp("training"))
     env["LUMEN_EMBEDDINGS_COLLECTIONS_DIR"] = str(tmp_path_factory.mktemp("collections"))
     running = start_suite(ports={name: free_port() for name in COMPONENTS}, env=env, log_dir=logs)
     yield running

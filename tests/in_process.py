@@ -27,6 +27,8 @@ async def running_gateway(**overrides: Any) -> AsyncIterator[gateway_server.Gate
         "nlp_address": down_address(),
         "vision_address": down_address(),
         "embeddings_address": down_address(),
+        "tabular_address": down_address(),
+        "training_address": down_address(),
         "default_timeout_s": 10.0,
         **overrides,
     }

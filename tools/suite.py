@@ -1,6 +1,6 @@
 """Runs the whole suite as real processes: `make run`, and the end-to-end tests.
 
-Starts the three model services and the gateway, waits until each reports
+Starts the model services, the training service and the gateway, waits until each reports
 SERVING on grpc.health.v1, and on Ctrl-C / SIGTERM stops them with SIGTERM so
 each drains its in-flight calls.
 """
@@ -30,8 +30,11 @@ COMPONENTS = {
     "nlp": ("services.nlp.server", 50052),
     "vision": ("services.vision.server", 50053),
     "embeddings": ("services.embeddings.server", 50054),
+    "tabular": ("services.tabular.server", 50056),
+    "training": ("services.training.server", 50055),
     "gateway": ("gateway.server", 50051),
 }
+MODEL_SERVICES = ("nlp", "vision", "embeddings", "tabular")
 
 
 def free_port() -> int:
@@ -119,7 +122,9 @@ def start_suite(
 ) -> Suite:
     """Start every component (model services first) and wait until all are SERVING."""
     chosen = {name: (ports or {}).get(name, default) for name, (_, default) in COMPONENTS.items()}
-    backends = {f"LUMEN_GATEWAY_{n.upper()}_ADDRESS": f"127.0.0.1:{chosen[n]}" for n in ("nlp", "vision", "embeddings")}
+    backends = {f"LUMEN_GATEWAY_{n.upper()}_ADDRESS": f"127.0.0.1:{chosen[n]}" for n in COMPONENTS if n != "gateway"}
+    # The training service hands each trained model to the service that serves it.
+    backends |= {f"LUMEN_TRAINING_{n.upper()}_ADDRESS": f"127.0.0.1:{chosen[n]}" for n in MODEL_SERVICES}
     suite = Suite()
     try:
         for name in COMPONENTS:

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from services.nlp.interfaces import ClassScores, TextClassifierModel
-from services.nlp.word_vocabulary import WordVocabulary
+from shared.word_vocabulary import WordVocabulary
 
 FRAMEWORK = "keras"
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from services.nlp.word_vocabulary import WordVocabulary
+from shared.word_vocabulary import WordVocabulary
 
 LABELS = ["negative", "positive"]
 HELD_OUT, SEED = 40, 0

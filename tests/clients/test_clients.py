@@ -83,7 +83,7 @@ def test_embedding_and_model_list_match_the_python_sdk(printed: dict[str, Any], 
     assert embedded.model.name == expected.model.name == "all-minilm-l6-v2"
     assert embedded.usage.input_tokens == expected.usage.input_tokens > 0
 
-    assert {b.service for b in models.backends} == {"nlp", "vision", "embeddings"}
+    assert {b.service for b in models.backends} == {"nlp", "vision", "embeddings", "tabular"}
     assert all(b.status.code == 0 for b in models.backends), models.backends
     assert [(m.service, m.name, m.state) for m in models.models] == [
         (m.service, m.name, m.state) for m in expected_models.models

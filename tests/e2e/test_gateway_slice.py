@@ -30,9 +30,10 @@ def test_every_component_is_serving_and_lists_its_services(suite: Suite) -> None
             replies = reflection.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]))
             services = {s.name for reply in replies for s in reply.list_services_response.service}
             assert "grpc.health.v1.Health" in services
-            expected = (
-                "lumen.gateway.v1.GatewayService" if name == "gateway" else "lumen.common.v1.ModelRepositoryService"
-            )
+            expected = {
+                "gateway": "lumen.gateway.v1.GatewayService",
+                "training": "lumen.training.v1.TrainingService",  # holds no model: no repository
+            }.get(name, "lumen.common.v1.ModelRepositoryService")
             assert expected in services, (name, services)
 
 
@@ -72,7 +73,7 @@ def test_request_id_travels_to_the_backend(suite: Suite) -> None:
 def test_gateway_lists_models_of_every_backend_and_reports_their_health(suite: Suite) -> None:
     with Client(suite.address()) as client:
         listed = client.list_models()
-        assert {b.service for b in listed.backends} == {"nlp", "vision", "embeddings"}
+        assert {b.service for b in listed.backends} == {"nlp", "vision", "embeddings", "tabular"}
         assert all(b.status.code == 0 for b in listed.backends)
         assert "all-minilm-l6-v2" in {m.name for m in listed.models if m.service == "embeddings"}
         assert client.health("backend.embeddings") == "SERVING"

@@ -65,17 +65,22 @@ async def sender(
         call += 1
 
 
+# The server sheds past its concurrent-call cap (RESOURCE_EXHAUSTED): the checks read a bounded number at a time.
+READS = asyncio.Semaphore(16)
+
+
 async def present(stub: pb_grpc.CollectionServiceStub, doc_id: str) -> str | None:
     """Text of the stored document ``doc_id``, found through an equality filter on its tag."""
-    response = await stub.Search(
-        pb.SearchRequest(
-            collection="crash",
-            vector=common_pb2.Vector(values=[1.0] * 384),
-            top_k=1,
-            filter=tag(doc_id),
-            include_documents=True,
+    async with READS:
+        response = await stub.Search(
+            pb.SearchRequest(
+                collection="crash",
+                vector=common_pb2.Vector(values=[1.0] * 384),
+                top_k=1,
+                filter=tag(doc_id),
+                include_documents=True,
+            )
         )
-    )
     return response.hits[0].document.text if response.hits else None
 
 

@@ -53,7 +53,7 @@ async def test_default_classifier_is_the_trained_head_and_matches_it_in_process(
 async def test_keras_lstm_matches_keras_in_process(nlp_channel, nlp_repository) -> None:
     import keras
 
-    from services.nlp.word_vocabulary import WordVocabulary
+    from shared.word_vocabulary import WordVocabulary
 
     stub = pb_grpc.TextAnalysisServiceStub(nlp_channel)
     response = await stub.ClassifyText(pb.ClassifyTextRequest(texts=REVIEWS, model=ref("pang-lee-lstm"), top_k=1))

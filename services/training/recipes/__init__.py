@@ -1,0 +1,8 @@
+"""Every recipe by name. Importing them is cheap: frameworks load inside ``train``."""
+
+from __future__ import annotations
+
+from services.training.recipes import tabular_dense, text_lstm
+from services.training.recipes.base import Recipe
+
+RECIPES: dict[str, Recipe] = {r.name: r for r in (tabular_dense.RECIPE, text_lstm.RECIPE)}

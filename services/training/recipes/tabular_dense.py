@@ -1,0 +1,89 @@
+"""Dense net on tabular features (CSV: numeric columns and a label column),
+served by the tabular service's Predict.
+
+Features are standardised with the training rows' mean and deviation, which
+model.json carries so that serving applies the same transform.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from lumen.training.v1 import training_pb2
+from services.training.recipes import data, keras_fit
+from services.training.recipes.base import Hyper, Recipe, TrainContext, TrainOutput
+from services.training.records import DatasetRecord
+
+
+def _check(record: DatasetRecord, path: Path) -> None:
+    data.read_table(path, record.label_column)  # every feature a finite number
+
+
+def train(ctx: TrainContext) -> TrainOutput:
+    import keras
+
+    names, features, labels = data.read_table(ctx.dataset, ctx.label_column)
+    classes, y = data.class_ids(labels)
+    train_idx, test_idx = data.split(labels, ctx.validation_split, ctx.seed)
+    mean = features[train_idx].mean(axis=0)
+    std = features[train_idx].std(axis=0) + 1e-6
+    x = (features - mean) / std
+    keras_fit.seed_everything(ctx.seed)
+
+    def build() -> keras.Model:
+        model = keras.Sequential(
+            [
+                keras.Input(shape=(len(names),)),
+                keras.layers.Dense(ctx.int("hidden_units"), activation="relu"),
+                keras.layers.Dropout(ctx.hyper("dropout")),
+                keras.layers.Dense(len(classes), activation="softmax"),
+            ]
+        )
+        model.compile(
+            optimizer=keras.optimizers.Adam(ctx.hyper("learning_rate")),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+        )
+        return model
+
+    model = keras_fit.fit(
+        ctx, build, x[train_idx], y[train_idx], ctx.int("epochs"), ctx.int("batch_size"), (x[test_idx], y[test_idx])
+    )
+    predicted = np.argmax(model(x[test_idx], training=False), axis=1)
+    accuracy = float(np.mean(predicted == y[test_idx]))
+    model.save(ctx.out_dir / "model.keras")
+    return TrainOutput(
+        framework="keras-tabular",
+        parameters={
+            "file": "model.keras",
+            "features": names,
+            "labels": classes,
+            "mean": mean.tolist(),
+            "std": std.tolist(),
+        },
+        metrics={
+            "heldout_accuracy": accuracy,
+            "heldout_size": float(len(test_idx)),
+            "train_size": float(len(train_idx)),
+        },
+    )
+
+
+RECIPE = Recipe(
+    name="tabular-dense",
+    description="Dense net (one hidden ReLU layer, dropout, softmax) on the numeric columns of a CSV.",
+    formats=(training_pb2.DATASET_FORMAT_CSV,),
+    service="tabular",
+    task="tabular-classification",
+    hyperparameters=(
+        Hyper("epochs", 50, 1, 1000, "Passes over the training rows."),
+        Hyper("hidden_units", 32, 2, 1024, "Units of the hidden layer."),
+        Hyper("batch_size", 16, 1, 4096, "Rows per step."),
+        Hyper("learning_rate", 0.01, 1e-5, 1.0, "Adam's learning rate.", integer=False),
+        Hyper("dropout", 0.1, 0.0, 0.9, "Dropout after the hidden layer.", integer=False),
+    ),
+    train=train,
+    check=_check,
+)

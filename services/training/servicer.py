@@ -1,0 +1,101 @@
+"""lumen.training.v1 DatasetService and TrainingService: thin, over Datasets and Jobs."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import grpc
+
+from lumen.training.v1 import training_pb2, training_pb2_grpc
+from services.training import convert
+from services.training.datasets import Datasets
+from services.training.jobs import Jobs
+from services.training.recipes import RECIPES
+
+# Set by the gateway from the caller's key (gateway.auth); clients cannot set them through it.
+OWNER_KEY, OWNER_LIMIT_KEY = "x-lumen-key-id", "x-lumen-key-training-jobs"
+
+
+class DatasetServicer(training_pb2_grpc.DatasetServiceServicer):
+    def __init__(self, datasets: Datasets) -> None:
+        self.datasets = datasets
+
+    async def UploadDataset(
+        self, request_iterator: AsyncIterator[training_pb2.UploadDatasetRequest], context: grpc.aio.ServicerContext
+    ) -> training_pb2.UploadDatasetResponse:
+        record, existed = await self.datasets.upload(request_iterator)
+        return training_pb2.UploadDatasetResponse(dataset=convert.dataset(record), already_existed=existed)
+
+    async def GetDataset(
+        self, request: training_pb2.GetDatasetRequest, context: grpc.aio.ServicerContext
+    ) -> training_pb2.GetDatasetResponse:
+        return training_pb2.GetDatasetResponse(dataset=convert.dataset(self.datasets.get(request.id)))
+
+    async def ListDatasets(
+        self, request: training_pb2.ListDatasetsRequest, context: grpc.aio.ServicerContext
+    ) -> training_pb2.ListDatasetsResponse:
+        limit, before = convert.page(request.page_size, request.page_token)
+        rows = self.datasets.store.list_datasets(before, limit + 1)
+        token = str(rows[limit - 1][0]) if len(rows) > limit else ""
+        return training_pb2.ListDatasetsResponse(
+            datasets=[convert.dataset(r) for _, r in rows[:limit]], next_page_token=token
+        )
+
+    async def DeleteDataset(
+        self, request: training_pb2.DeleteDatasetRequest, context: grpc.aio.ServicerContext
+    ) -> training_pb2.DeleteDatasetResponse:
+        self.datasets.delete(request.id)
+        return training_pb2.DeleteDatasetResponse()
+
+
+def _owner(context: grpc.aio.ServicerContext) -> tuple[str, int]:
+    """The caller's key id and its limit on unfinished jobs (0: none), as the gateway sent them."""
+    metadata = {k: str(v) for k, v in context.invocation_metadata() or ()}
+    limit = metadata.get(OWNER_LIMIT_KEY, "0")
+    return metadata.get(OWNER_KEY, ""), int(limit) if limit.isdigit() else 0
+
+
+class TrainingServicer(training_pb2_grpc.TrainingServiceServicer):
+    def __init__(self, jobs: Jobs) -> None:
+        self.jobs = jobs
+
+    async def ListRecipes(
+        self, request: training_pb2.ListRecipesRequest, context: grpc.aio.ServicerContext
+    ) -> training_pb2.ListRecipesResponse:
+        return training_pb2.ListRecipesResponse(recipes=[convert.recipe(RECIPES[n]) for n in sorted(RECIPES)])
+
+    async def CreateTrainingJob(
+        self, request: training_pb2.CreateTrainingJobRequest, context: grpc.aio.ServicerContext
+    ) -> training_pb2.CreateTrainingJobResponse:
+        return training_pb2.CreateTrainingJobResponse(job=convert.job(self.jobs.create(request, *_owner(context))))
+
+    async def GetTrainingJob(
+        self, request: training_pb2.GetTrainingJobRequest, context: grpc.aio.ServicerContext
+    ) -> training_pb2.GetTrainingJobResponse:
+        return training_pb2.GetTrainingJobResponse(job=convert.job(self.jobs.get(request.id)))
+
+    async def ListTrainingJobs(
+        self, request: training_pb2.ListTrainingJobsRequest, context: grpc.aio.ServicerContext
+    ) -> training_pb2.ListTrainingJobsResponse:
+        limit, before = convert.page(request.page_size, request.page_token)
+        state = training_pb2.JobState.Name(request.state).removeprefix("JOB_STATE_") if request.state else ""
+        jobs = self.jobs.store.list_jobs(state, before, limit + 1)
+        token = str(jobs[limit - 1].seq) if len(jobs) > limit else ""
+        return training_pb2.ListTrainingJobsResponse(jobs=[convert.job(j) for j in jobs[:limit]], next_page_token=token)
+
+    async def CancelTrainingJob(
+        self, request: training_pb2.CancelTrainingJobRequest, context: grpc.aio.ServicerContext
+    ) -> training_pb2.CancelTrainingJobResponse:
+        return training_pb2.CancelTrainingJobResponse(job=convert.job(await self.jobs.cancel(request.id)))
+
+    async def WatchTrainingJob(
+        self, request: training_pb2.WatchTrainingJobRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[training_pb2.WatchTrainingJobResponse]:
+        async for job in self.jobs.watch(request.id):
+            yield training_pb2.WatchTrainingJobResponse(job=convert.job(job))
+
+    async def DeleteTrainingJob(
+        self, request: training_pb2.DeleteTrainingJobRequest, context: grpc.aio.ServicerContext
+    ) -> training_pb2.DeleteTrainingJobResponse:
+        self.jobs.delete(request.id)
+        return training_pb2.DeleteTrainingJobResponse()

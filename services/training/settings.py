@@ -1,0 +1,52 @@
+"""Settings of the training service (environment prefix LUMEN_TRAINING_)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from shared.settings import ServerSettings, setting
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVING = ("nlp", "vision", "embeddings", "tabular")
+DEFAULT_PORTS = {"nlp": 50052, "vision": 50053, "embeddings": 50054, "tabular": 50056}
+
+
+@dataclass
+class TrainingSettings(ServerSettings):
+    port: int = setting(50055, "TCP port of the training service.")
+    device: str = setting("cpu", "'cpu' or 'cuda:N': the device training processes see (CUDA_VISIBLE_DEVICES).")
+    data_dir: str = setting("", "Folder of datasets, job records, checkpoints. Empty uses var/training.")
+    max_dataset_bytes: int = setting(256 * 1024 * 1024, "Largest dataset accepted, in bytes.")
+    max_concurrent_jobs: int = setting(1, "Jobs that train at once; more wait QUEUED.")
+    max_queued_jobs: int = setting(64, "Jobs that may wait QUEUED; past it CreateTrainingJob is RESOURCE_EXHAUSTED.")
+    nice: int = setting(10, "Niceness of each training process (0-19), so serving keeps its cores.")
+    threads: int = setting(1, "Threads of each training process (TensorFlow, torch, BLAS).")
+    executor: str = setting("local", "'local' (a subprocess per job) or 'kubernetes' (a batch/v1 Job per job).")
+    kubernetes_namespace: str = setting("lumen", "Namespace of the training Jobs (kubernetes executor).")
+    kubernetes_image: str = setting("lumen-training:latest", "Image of the training Jobs (kubernetes executor).")
+    kubernetes_queue: str = setting("", "Kueue LocalQueue name; when set, Jobs are labelled and created suspended.")
+    kubernetes_volume_claim: str = setting("lumen-models", "PersistentVolumeClaim shared with the model services.")
+    backend_token_file: str = setting(
+        "",
+        "File with the backend token (as the model services' backend_token_file): required of callers "
+        "(the gateway) when set, and sent on this service's LoadModel calls to the model services.",
+    )
+    nlp_address: str = setting("localhost:50052", "nlp service (serves text classifiers and next-word models).")
+    vision_address: str = setting("localhost:50053", "vision service (serves image classifiers).")
+    embeddings_address: str = setting("localhost:50054", "embeddings service (serves word vectors).")
+    tabular_address: str = setting("localhost:50056", "tabular service (serves dense nets on feature rows).")
+    nlp_repository: str = setting("", "Model repository of nlp; empty uses var/models/nlp.")
+    vision_repository: str = setting("", "Model repository of vision; empty uses var/models/vision.")
+    embeddings_repository: str = setting("", "Model repository of embeddings; empty uses var/models/embeddings.")
+    tabular_repository: str = setting("", "Model repository of tabular; empty uses var/models/tabular.")
+
+    def data_path(self) -> Path:
+        return Path(self.data_dir) if self.data_dir else ROOT / "var" / "training"
+
+    def repository(self, service: str) -> Path:
+        raw = getattr(self, f"{service}_repository")
+        return Path(raw) if raw else ROOT / "var" / "models" / service
+
+    def address(self, service: str) -> str:
+        return getattr(self, f"{service}_address")

@@ -1,0 +1,110 @@
+"""Datasets: content-addressed, validated while they arrive, the bad record named."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import zipfile
+
+import grpc
+import pytest
+
+from lumen.training.v1 import training_pb2 as pb
+from tests.training.data import sklearn_csv, upload_parts
+
+
+async def _fails(call, code: grpc.StatusCode) -> str:
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await call
+    assert info.value.code() == code, info.value.details()
+    return info.value.details() or ""
+
+
+async def test_same_bytes_same_id(held) -> None:
+    _, stubs = held
+    data = sklearn_csv("iris")
+    first = await stubs.datasets.UploadDataset(upload_parts(data, chunk=1000))
+    assert first.dataset.id == hashlib.sha256(data).hexdigest()
+    assert first.dataset.record_count == 150
+    assert list(first.dataset.labels) == ["setosa", "versicolor", "virginica"]
+    assert first.dataset.columns[-1] == "label" and not first.already_existed
+    again = await stubs.datasets.UploadDataset(upload_parts(data, chunk=777))
+    assert again.dataset.id == first.dataset.id and again.already_existed
+    got = await stubs.datasets.GetDataset(pb.GetDatasetRequest(id=first.dataset.id))
+    assert got.dataset.size_bytes == len(data)
+
+
+async def test_first_bad_row_is_named(held) -> None:
+    _, stubs = held
+    rows = b"a,b,label\n1,2,x\n3,4,y\n5,6\n7,8,\n"
+    details = await _fails(stubs.datasets.UploadDataset(upload_parts(rows, chunk=5)), grpc.StatusCode.INVALID_ARGUMENT)
+    assert "line 4" in details and "2 columns" in details
+    empty_label = b"a,b,label\n1,2,x\n7,8,\n"
+    details = await _fails(stubs.datasets.UploadDataset(upload_parts(empty_label)), grpc.StatusCode.INVALID_ARGUMENT)
+    assert "line 3, column 3" in details
+    no_label = b"a,b,c\n1,2,3\n"
+    details = await _fails(stubs.datasets.UploadDataset(upload_parts(no_label)), grpc.StatusCode.INVALID_ARGUMENT)
+    assert "label column 'label'" in details
+    jsonl = b'{"text": "good", "label": "pos"}\n{"text": "bad", "label": \n'
+    details = await _fails(
+        stubs.datasets.UploadDataset(upload_parts(jsonl, pb.DATASET_FORMAT_JSONL)), grpc.StatusCode.INVALID_ARGUMENT
+    )
+    assert "line 2" in details and "not JSON" in details
+    latin1 = "caf\xe9\n".encode("latin-1")
+    details = await _fails(
+        stubs.datasets.UploadDataset(upload_parts(latin1, pb.DATASET_FORMAT_TEXT)), grpc.StatusCode.INVALID_ARGUMENT
+    )
+    assert "line 1" in details and "UTF-8" in details
+    listed = await stubs.datasets.ListDatasets(pb.ListDatasetsRequest())
+    assert not listed.datasets  # nothing bad was stored
+
+
+async def test_image_zip_entries(held) -> None:
+    from PIL import Image
+
+    _, stubs = held
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for label in ("cat", "dog"):
+            png = io.BytesIO()
+            Image.new("RGB", (8, 8), (200, 10, 10)).save(png, "PNG")
+            archive.writestr(f"{label}/a.png", png.getvalue())
+        archive.writestr("dog/b.png", b"not a png")
+    details = await _fails(
+        stubs.datasets.UploadDataset(upload_parts(buffer.getvalue(), pb.DATASET_FORMAT_IMAGE_ZIP)),
+        grpc.StatusCode.INVALID_ARGUMENT,
+    )
+    assert "entry dog/b.png" in details
+
+
+async def test_limits_missing_spec_and_unknown_ids(held) -> None:
+    _, stubs = held
+    big = b"a,label\n" + b"1,x\n" * 20_000  # 80 kB; the fixture allows 64 KiB
+    await _fails(stubs.datasets.UploadDataset(upload_parts(big)), grpc.StatusCode.RESOURCE_EXHAUSTED)
+
+    async def chunks_only():
+        yield pb.UploadDatasetRequest(chunk=b"a,label\n1,x\n")
+
+    details = await _fails(stubs.datasets.UploadDataset(chunks_only()), grpc.StatusCode.INVALID_ARGUMENT)
+    assert "spec" in details
+    await _fails(stubs.datasets.GetDataset(pb.GetDatasetRequest(id="f" * 64)), grpc.StatusCode.NOT_FOUND)
+    await _fails(stubs.datasets.DeleteDataset(pb.DeleteDatasetRequest(id="f" * 64)), grpc.StatusCode.NOT_FOUND)
+
+
+async def test_list_pages_and_delete(held) -> None:
+    _, stubs = held
+    ids = []
+    for n in range(5):
+        reply = await stubs.datasets.UploadDataset(upload_parts(f"a,label\n{n},x\n{n},y\n".encode()))
+        ids.append(reply.dataset.id)
+    seen, token = [], ""
+    while True:
+        page = await stubs.datasets.ListDatasets(pb.ListDatasetsRequest(page_size=2, page_token=token))
+        seen += [d.id for d in page.datasets]
+        token = page.next_page_token
+        if not token:
+            break
+    assert seen == ids[::-1]  # newest first, each once
+    await stubs.datasets.DeleteDataset(pb.DeleteDatasetRequest(id=ids[0]))
+    await _fails(stubs.datasets.GetDataset(pb.GetDatasetRequest(id=ids[0])), grpc.StatusCode.NOT_FOUND)
+    await _fails(stubs.datasets.ListDatasets(pb.ListDatasetsRequest(page_size=5000)), grpc.StatusCode.INVALID_ARGUMENT)

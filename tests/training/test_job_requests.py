@@ -1,0 +1,110 @@
+"""Job requests: validation statuses, idempotent retries, pagination, cancel and watch.
+
+The service here starts no job (max_concurrent_jobs=0), so these run without training."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import grpc
+import pytest
+
+from lumen.training.v1 import training_pb2 as pb
+from tests.training.data import polarity_jsonl, sklearn_csv, upload_parts
+
+
+async def _fails(call, code: grpc.StatusCode) -> str:
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await call
+    assert info.value.code() == code, info.value.details()
+    return info.value.details() or ""
+
+
+async def _dataset(stubs, data: bytes, fmt: int = pb.DATASET_FORMAT_CSV) -> str:
+    return (await stubs.datasets.UploadDataset(upload_parts(data, fmt))).dataset.id
+
+
+def _job(dataset_id: str, **fields) -> pb.CreateTrainingJobRequest:
+    return pb.CreateTrainingJobRequest(
+        **{"recipe": "tabular-dense", "dataset_id": dataset_id, "model_name": "iris-test", **fields}
+    )
+
+
+async def test_bad_requests_name_what_is_wrong(held, tmp_path) -> None:
+    _, stubs = held
+    iris = await _dataset(stubs, sklearn_csv("iris"))
+    create = stubs.jobs.CreateTrainingJob
+    details = await _fails(create(_job(iris, recipe="nope")), grpc.StatusCode.INVALID_ARGUMENT)
+    assert "tabular-dense" in details and "text-lstm" in details
+    await _fails(create(_job("0" * 64)), grpc.StatusCode.NOT_FOUND)
+    details = await _fails(create(_job(iris, hyperparameters={"epochs": 0})), grpc.StatusCode.INVALID_ARGUMENT)
+    assert "hyperparameters[epochs]" in details
+    details = await _fails(create(_job(iris, hyperparameters={"layers": 3})), grpc.StatusCode.INVALID_ARGUMENT)
+    assert "hyperparameters[layers]" in details
+    await _fails(create(_job(iris, model_name="Bad Name")), grpc.StatusCode.INVALID_ARGUMENT)
+    await _fails(create(_job(iris, validation_split=0.9)), grpc.StatusCode.INVALID_ARGUMENT)
+    one_class = await _dataset(stubs, b"a,b,label\n1,2,x\n3,4,x\n")
+    details = await _fails(create(_job(one_class)), grpc.StatusCode.INVALID_ARGUMENT)
+    assert "dataset_id" in details and "1 class" in details
+    words = await _dataset(stubs, b"a,b,label\n1,two,x\n3,4,y\n")
+    details = await _fails(create(_job(words)), grpc.StatusCode.INVALID_ARGUMENT)
+    assert "line 2, column 2" in details
+    texts = await _dataset(stubs, polarity_jsonl(), pb.DATASET_FORMAT_JSONL)
+    details = await _fails(create(_job(texts)), grpc.StatusCode.INVALID_ARGUMENT)
+    assert "DATASET_FORMAT_CSV" in details
+    # A name already used by a model of another task in the serving repository.
+    taken = tmp_path / "models" / "tabular" / "taken"
+    taken.mkdir(parents=True)
+    (taken / "model.json").write_text(json.dumps({"name": "taken", "task": "text-generation", "framework": "x"}))
+    details = await _fails(create(_job(iris, model_name="taken")), grpc.StatusCode.INVALID_ARGUMENT)
+    assert "model_name" in details and "text-generation" in details
+
+
+async def test_request_id_makes_a_retry_return_the_same_job(held) -> None:
+    _, stubs = held
+    iris = await _dataset(stubs, sklearn_csv("iris"))
+    first = await stubs.jobs.CreateTrainingJob(_job(iris, request_id="r-1", hyperparameters={"epochs": 3}))
+    again = await stubs.jobs.CreateTrainingJob(_job(iris, request_id="r-1", hyperparameters={"epochs": 3}))
+    other = await stubs.jobs.CreateTrainingJob(_job(iris, request_id="r-2"))
+    assert first.job.id == again.job.id != other.job.id
+    assert first.job.state == pb.JOB_STATE_QUEUED
+    assert first.job.hyperparameters["epochs"] == 3 and first.job.hyperparameters["hidden_units"] == 32
+
+
+async def test_list_filter_cancel_watch_delete(held) -> None:
+    _, stubs = held
+    iris = await _dataset(stubs, sklearn_csv("iris"))
+    ids = [(await stubs.jobs.CreateTrainingJob(_job(iris))).job.id for _ in range(3)]
+    watch = stubs.jobs.WatchTrainingJob(pb.WatchTrainingJobRequest(id=ids[0]))
+    first = await watch.read()
+    assert first.job.state == pb.JOB_STATE_QUEUED  # the current state comes first
+    cancelled = await stubs.jobs.CancelTrainingJob(pb.CancelTrainingJobRequest(id=ids[0]))
+    assert cancelled.job.state == pb.JOB_STATE_CANCELLED
+    last = await asyncio.wait_for(watch.read(), 10)
+    assert last.job.state == pb.JOB_STATE_CANCELLED
+    assert await watch.read() == grpc.aio.EOF  # the stream ends with the job
+    late = [m async for m in stubs.jobs.WatchTrainingJob(pb.WatchTrainingJobRequest(id=ids[0]))]
+    assert [m.job.state for m in late] == [pb.JOB_STATE_CANCELLED]
+    await _fails(
+        stubs.jobs.CancelTrainingJob(pb.CancelTrainingJobRequest(id=ids[0])), grpc.StatusCode.FAILED_PRECONDITION
+    )
+    await _fails(
+        stubs.jobs.DeleteTrainingJob(pb.DeleteTrainingJobRequest(id=ids[1])), grpc.StatusCode.FAILED_PRECONDITION
+    )
+    await _fails(stubs.datasets.DeleteDataset(pb.DeleteDatasetRequest(id=iris)), grpc.StatusCode.FAILED_PRECONDITION)
+    queued = await stubs.jobs.ListTrainingJobs(pb.ListTrainingJobsRequest(state=pb.JOB_STATE_QUEUED, page_size=1))
+    assert [j.id for j in queued.jobs] == [ids[2]] and queued.next_page_token
+    rest = await stubs.jobs.ListTrainingJobs(
+        pb.ListTrainingJobsRequest(state=pb.JOB_STATE_QUEUED, page_size=1, page_token=queued.next_page_token)
+    )
+    assert [j.id for j in rest.jobs] == [ids[1]] and not rest.next_page_token
+    await stubs.jobs.DeleteTrainingJob(pb.DeleteTrainingJobRequest(id=ids[0]))
+    for call in (
+        stubs.jobs.GetTrainingJob(pb.GetTrainingJobRequest(id=ids[0])),
+        stubs.jobs.CancelTrainingJob(pb.CancelTrainingJobRequest(id="nope")),
+    ):
+        await _fails(call, grpc.StatusCode.NOT_FOUND)
+    recipes = await stubs.jobs.ListRecipes(pb.ListRecipesRequest())
+    dense = next(r for r in recipes.recipes if r.name == "tabular-dense")
+    assert dense.service == "tabular" and {h.name for h in dense.hyperparameters} >= {"epochs", "learning_rate"}

@@ -1,0 +1,112 @@
+"""Each recipe trained through the gateway on packaged data, then called where it is served.
+
+The served model's held-out score (computed here from its answers on the
+held-out records) must equal what the job reports, and be close to the same
+recipe run in this process on the same split and seed (training threads
+differ, so float sums may too: a small tolerance).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pytest
+
+from lumen.nlp.v1 import nlp_pb2, nlp_pb2_grpc
+from lumen.tabular.v1 import tabular_pb2, tabular_pb2_grpc
+from lumen.training.v1 import training_pb2 as pb
+from lumen.training.v1 import training_pb2_grpc as pb_grpc
+from services.training.recipes import RECIPES, data
+from services.training.recipes.base import TrainContext
+from tests.training.data import polarity_jsonl, sklearn_csv, upload_parts
+from tools.suite import Suite
+
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
+SEED = 7
+
+
+async def train_through(channel: grpc.aio.Channel, payload: bytes, fmt: int, **job) -> pb.TrainingJob:
+    datasets, jobs = pb_grpc.DatasetServiceStub(channel), pb_grpc.TrainingServiceStub(channel)
+    dataset = (await datasets.UploadDataset(upload_parts(payload, fmt))).dataset
+    created = await jobs.CreateTrainingJob(pb.CreateTrainingJobRequest(dataset_id=dataset.id, seed=SEED, **job))
+    states, epochs, last = [], [], created.job
+    async for event in jobs.WatchTrainingJob(pb.WatchTrainingJobRequest(id=created.job.id), timeout=240):
+        last = event.job
+        if not states or states[-1] != last.state:
+            states.append(last.state)
+        epochs.append(last.progress.epoch)
+    assert last.state == pb.JOB_STATE_SUCCEEDED, last.error.message
+    assert states[-2:] == [pb.JOB_STATE_RUNNING, pb.JOB_STATE_SUCCEEDED]
+    total = int(job["hyperparameters"]["epochs"])
+    assert epochs == sorted(epochs) and epochs[-1] == total and len(set(epochs)) >= total  # every epoch reported
+    assert last.result.model_name == job["model_name"] and last.result.model_version
+    return last
+
+
+def in_process(recipe: str, payload: bytes, fmt: int, hyper: dict[str, float], tmp: Path) -> dict[str, float]:
+    dataset = tmp / "dataset"
+    dataset.write_bytes(payload)
+    (tmp / "work").mkdir()
+    (tmp / "out").mkdir()
+    spec = RECIPES[recipe]
+    ctx = TrainContext(dataset, fmt, "label", spec.effective(hyper), 0.2, SEED, tmp / "work", tmp / "out")
+    return spec.train(ctx).metrics
+
+
+async def test_tabular_dense_on_iris_is_served_by_predict(suite: Suite, tmp_path: Path) -> None:
+    payload, hyper = sklearn_csv("iris"), {"epochs": 12.0}
+    async with grpc.aio.insecure_channel(suite.address()) as channel:
+        job = await train_through(
+            channel,
+            payload,
+            pb.DATASET_FORMAT_CSV,
+            recipe="tabular-dense",
+            model_name="iris-dense",
+            hyperparameters=hyper,
+        )
+        path = tmp_path / "iris.csv"
+        path.write_bytes(payload)
+        _, features, labels = data.read_table(path, "label")
+        _, held = data.split(labels, 0.2, SEED)
+        reply = await tabular_pb2_grpc.TabularServiceStub(channel).Predict(
+            tabular_pb2.PredictRequest(
+                model={"name": "iris-dense"},
+                rows=[tabular_pb2.FeatureRow(values=features[i].tolist()) for i in held] + [tabular_pb2.FeatureRow()],
+            )
+        )
+    assert reply.model.version == job.result.model_version
+    answers = reply.predictions[:-1]
+    assert reply.predictions[-1].status.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]  # per-row status
+    served = float(np.mean([a.label == labels[i] for a, i in zip(answers, held, strict=True)]))
+    assert served == pytest.approx(job.result.metrics["heldout_accuracy"])
+    here = await asyncio.to_thread(in_process, "tabular-dense", payload, pb.DATASET_FORMAT_CSV, hyper, tmp_path)
+    assert abs(served - here["heldout_accuracy"]) <= 0.1, (served, here)
+    assert served >= 0.8  # iris is easy: a working net gets most of it
+
+
+async def test_text_lstm_on_polarity_is_served_by_classify_text(suite: Suite, tmp_path: Path) -> None:
+    payload, hyper = polarity_jsonl(), {"epochs": 4.0, "max_length": 30.0}
+    async with grpc.aio.insecure_channel(suite.address()) as channel:
+        job = await train_through(
+            channel,
+            payload,
+            pb.DATASET_FORMAT_JSONL,
+            recipe="text-lstm",
+            model_name="polarity-lstm",
+            hyperparameters=hyper,
+        )
+        path = tmp_path / "polarity.jsonl"
+        path.write_bytes(payload)
+        texts, labels = data.read_labelled_texts(path, pb.DATASET_FORMAT_JSONL, "label")
+        _, held = data.split(labels, 0.2, SEED)
+        reply = await nlp_pb2_grpc.TextAnalysisServiceStub(channel).ClassifyText(
+            nlp_pb2.ClassifyTextRequest(model={"name": "polarity-lstm"}, texts=[texts[i] for i in held], top_k=1)
+        )
+    assert reply.model.version == job.result.model_version
+    served = float(np.mean([r.labels[0].label == labels[i] for r, i in zip(reply.results, held, strict=True)]))
+    assert served == pytest.approx(job.result.metrics["heldout_accuracy"])
+    here = await asyncio.to_thread(in_process, "text-lstm", payload, pb.DATASET_FORMAT_JSONL, hyper, tmp_path)
+    assert abs(served - here["heldout_accuracy"]) <= 0.15, (served, here)
