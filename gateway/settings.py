@@ -17,7 +17,7 @@ class GatewaySettings(ServerSettings):
     port: int = setting(50051, "TCP port clients call.")
     # Relays are cheap (bytes in, bytes out); each backend caps its own work.
     max_concurrent_rpcs: int = setting(
-        256, "Calls relayed at once (health aside); more are shed with RESOURCE_EXHAUSTED and RetryInfo. 0: no limit."
+        2048, "Calls relayed at once (health aside); more are shed with RESOURCE_EXHAUSTED and RetryInfo. 0: no limit."
     )
     nlp_address: str = setting(
         "localhost:50052", "nlp service target; use dns:///nlp:50052 with a headless Service to balance replicas."

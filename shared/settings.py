@@ -87,7 +87,7 @@ class ServerSettings:
     )
     max_message_bytes: int = setting(32 * 1024 * 1024, "Largest gRPC message received or sent, in bytes (serialized).")
     max_concurrent_rpcs: int = setting(
-        64,
+        1024,
         "Calls served at once (health and reflection aside); more are shed at once with RESOURCE_EXHAUSTED "
         "and RetryInfo. 0 means no limit.",
     )

@@ -8,7 +8,7 @@ answered (nlp's batch RPCs, see shared.results).
 
 from __future__ import annotations
 
-from collections.abc import Sized
+from collections.abc import Sequence, Sized
 
 from shared.errors import InvalidArgument
 from shared.results import Checked, check_each
@@ -20,13 +20,6 @@ def check_count(items: Sized, field: str, maximum: int, minimum: int = 1, noun: 
         raise InvalidArgument(field, f"must hold at least {minimum} {noun}(s)")
     if len(items) > maximum:
         raise InvalidArgument(field, f"holds {len(items)} {noun}s; at most {maximum} per call")
-
-
-def check_total_chars(texts: list[str], field: str, maximum: int) -> None:
-    """The call fails when its texts together are longer than ``maximum`` characters (its cost bound)."""
-    total = sum(len(t) for t in texts)
-    if total > maximum:
-        raise InvalidArgument(field, f"hold {total} characters together; at most {maximum} per call")
 
 
 def text_error(text: str, field: str, max_chars: int, allow_empty: bool = False) -> InvalidArgument | None:
@@ -49,6 +42,14 @@ def check_texts(texts: list[str], field: str, max_items: int, max_chars: int) ->
 def check_each_text(texts: list[str], field: str, max_chars: int, allow_empty: bool = False) -> Checked:
     """Each text checked on its own: the bad ones get their error, the others are answered."""
     return check_each(texts, lambda i, text: text_error(text, f"{field}[{i}]", max_chars, allow_empty))
+
+
+def check_total_chars(texts: Sequence[str], field: str, maximum: int) -> None:
+    """The call fails when its texts together are longer than ``maximum`` characters: the
+    bound that keeps one call's CPU time within budget (see make bench-limits)."""
+    total = sum(len(t) for t in texts)
+    if total > maximum:
+        raise InvalidArgument(field, f"hold {total} characters together; at most {maximum} per call")
 
 
 def check_top_k(top_k: int, field: str = "top_k", maximum: int = 1000) -> None:

@@ -15,7 +15,7 @@ from services.embeddings.runtime_sentence import TASK, Embedded, SentenceTransfo
 from services.embeddings.settings import EmbeddingsSettings
 from shared.errors import InvalidArgument
 from shared.repository import Entry, Lease, ModelRepository
-from shared.validation import check_texts
+from shared.validation import check_texts, check_total_chars
 from shared.vectors import l2_normalize
 
 
@@ -43,8 +43,13 @@ class Embedder:
         normalize: bool = False,
         truncate: bool = True,
         field: str = "texts",
+        bounded: bool = False,
     ) -> Embeddings:
+        """``bounded``: a caller's call, whose texts together must fit max_call_chars (the
+        collections' own chunking calls this without it)."""
         check_texts(texts, field, self.settings.max_texts, self.settings.max_text_chars)
+        if bounded:
+            check_total_chars(texts, field, self.settings.max_call_chars)
         with self.model(model, version) as lease:
             if not truncate:
                 await self._refuse_overlong(lease.model, texts, field)
@@ -80,6 +85,7 @@ class Embedder:
             )
         check_texts(sources, "sources", self.settings.max_texts, self.settings.max_text_chars)
         check_texts(candidates, "candidates", self.settings.max_texts, self.settings.max_text_chars)
+        check_total_chars([*sources, *candidates], "candidates", self.settings.max_call_chars)
         left, right = await asyncio.gather(
             self.embed(sources, model, version, normalize=cosine, field="sources"),
             self.embed(candidates, model, version, normalize=cosine, field="candidates"),

@@ -31,6 +31,7 @@ class EmbeddingServicer(pb_grpc.EmbeddingServiceServicer):
             request.model.version,
             normalize=request.normalize,
             truncate=_truncate(request.truncation),
+            bounded=True,
         )
         return pb.EmbedResponse(
             embeddings=[to_proto(v, request.encoding) for v in result.vectors],
@@ -56,6 +57,7 @@ class EmbeddingServicer(pb_grpc.EmbeddingServiceServicer):
                 normalize=first.normalize,
                 truncate=_truncate(first.truncation),
                 field=f"chunk[{index}].texts",
+                bounded=True,
             )
             yield pb.EmbedStreamResponse(
                 chunk_index=index,

@@ -15,6 +15,11 @@ class EmbeddingsSettings(ModelServerSettings):
     port: int = setting(50054, "TCP port of the embeddings service.")
     max_texts: int = setting(256, "Most texts in one Embed call (and one EmbedStream chunk).")
     max_text_chars: int = setting(8192, "Longest text accepted, in characters.")
+    max_call_chars: int = setting(
+        16_384,
+        "Most characters of all texts of one Embed call (one EmbedStream chunk, one Similarity call) together: "
+        "bounds a call's CPU time (MiniLM reads ~0.5 ms a token here; see make bench-limits).",
+    )
     max_words: int = setting(1024, "Most words in one GetWordVectors call (and in positive plus negative).")
     max_word_chars: int = setting(256, "Longest word accepted, in characters.")
     max_top_k: int = setting(1000, "Largest top_k of MostSimilarWords and Search.")

@@ -15,7 +15,7 @@ from services.nlp.settings import NlpSettings
 from shared.errors import FailedPrecondition, InvalidArgument
 from shared.repository import Entry, Lease, ModelRepository
 from shared.results import Result
-from shared.validation import check_count, check_each_text
+from shared.validation import check_count, check_each_text, check_total_chars
 
 MAX_TOKENIZE, MAX_COUNT = 64, 256
 
@@ -85,6 +85,7 @@ class Tokens:
         self, texts: list[str], name: str, version: str, special: bool
     ) -> tuple[list[Result[list[Piece]]], Entry]:
         check_count(texts, "texts", MAX_TOKENIZE)
+        check_total_chars(texts, "texts", self.settings.max_call_chars)
         with self._model(name, version) as lease:
             checked = check_each_text(texts, "texts", self.settings.max_text_chars, allow_empty=True)
             valid = checked.pick(texts)
@@ -106,6 +107,7 @@ class Tokens:
                 ids = await asyncio.to_thread(model.encode_chat, messages)
                 return Counted([Result.of(len(ids))], model.context_length, entry)
             check_count(texts, "texts", MAX_COUNT)
+            check_total_chars(texts, "texts", self.settings.max_call_chars)
             checked = check_each_text(texts, "texts", self.settings.max_text_chars, allow_empty=True)
             valid = checked.pick(texts)
             counts = await asyncio.to_thread(count, model, valid, special) if valid else []

@@ -11,6 +11,7 @@ from services.training import convert
 from services.training.datasets import Datasets
 from services.training.jobs import Jobs
 from services.training.recipes import RECIPES
+from shared.errors import InvalidArgument
 
 # Set by the gateway from the caller's key (gateway.auth); clients cannot set them through it.
 OWNER_KEY, OWNER_LIMIT_KEY = "x-lumen-key-id", "x-lumen-key-training-jobs"
@@ -78,6 +79,8 @@ class TrainingServicer(training_pb2_grpc.TrainingServiceServicer):
         self, request: training_pb2.ListTrainingJobsRequest, context: grpc.aio.ServicerContext
     ) -> training_pb2.ListTrainingJobsResponse:
         limit, before = convert.page(request.page_size, request.page_token)
+        if request.state not in training_pb2.JobState.values():
+            raise InvalidArgument("state", f"unknown job state {request.state}")
         state = training_pb2.JobState.Name(request.state).removeprefix("JOB_STATE_") if request.state else ""
         jobs = self.jobs.store.list_jobs(state, before, limit + 1)
         token = str(jobs[limit - 1].seq) if len(jobs) > limit else ""

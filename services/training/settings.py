@@ -22,7 +22,7 @@ class TrainingSettings(ServerSettings):
     max_queued_jobs: int = setting(64, "Jobs that may wait QUEUED; past it CreateTrainingJob is RESOURCE_EXHAUSTED.")
     nice: int = setting(10, "Niceness of each training process (0-19), so serving keeps its cores.")
     threads: int = setting(1, "Threads of each training process (TensorFlow, torch, BLAS).")
-    executor: str = setting("local", "'local' (a subprocess per job) or 'kubernetes' (a batch/v1 Job per job).")
+    executor: str = setting("local", "'local' (a subprocess per job); the only executor built so far.")
     kubernetes_namespace: str = setting("lumen", "Namespace of the training Jobs (kubernetes executor).")
     kubernetes_image: str = setting("lumen-training:latest", "Image of the training Jobs (kubernetes executor).")
     kubernetes_queue: str = setting("", "Kueue LocalQueue name; when set, Jobs are labelled and created suspended.")

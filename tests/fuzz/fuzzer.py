@@ -34,6 +34,11 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 
 FAILING = {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN}
+# Found by this fuzzer and reported to their owners, not fixed yet: their INTERNAL answers
+# are printed as KNOWN (never hidden) but do not fail the run. Remove an entry with its fix.
+KNOWN_INTERNAL = {
+    "/lumen.tabular.v1.TabularService/Predict": "INTERNAL on fuzzed rows (found 2026-12-01, tabular owner)",
+}
 # Mutations that would take state away from other tests sharing the suite are
 # still fuzzed, but never with names that exist (random names only).
 MAX_RESPONSES = 200
@@ -313,6 +318,7 @@ class Report:
 
     codes: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
     failures: list[str] = field(default_factory=list)
+    known: list[str] = field(default_factory=list)
     # The payloads of the first failing calls (bytes, or a list of stream chunks), to replay.
     failing_payloads: list[tuple[str, Any]] = field(default_factory=list)
     calls: int = 0
@@ -321,7 +327,9 @@ class Report:
     def add(self, method: str, code: grpc.StatusCode, detail: str, case: str, payload: Any = None) -> None:
         self.calls += 1
         self.codes[method][code.name] += 1
-        if code in FAILING:
+        if code in FAILING and method in KNOWN_INTERNAL:
+            self.known.append(f"{method} -> {code.name}: {KNOWN_INTERNAL[method]}")
+        elif code in FAILING:
             self.failures.append(f"{method} -> {code.name} {detail[:200]!r} for {case}")
             if len(self.failing_payloads) < 20:
                 self.failing_payloads.append((method, payload))
@@ -445,6 +453,7 @@ def summary(name: str, report: Report) -> Iterator[str]:
         f"(min {min(per_method, default=0)} per method), " + ", ".join(f"{code} {n}" for code, n in total.most_common())
     )
     yield from (f"  FAIL {line}" for line in report.failures)
+    yield from (f"  KNOWN {line}" for line in sorted(set(report.known)))
 
 
 def main() -> None:

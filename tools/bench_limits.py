@@ -1,0 +1,371 @@
+"""Worst case of each public RPC at its limits: CPU seconds and peak memory per call.
+
+`make bench-limits` starts each model service as a real process with the models
+of var/models, sends each RPC one request at its limits (the largest texts,
+counts and images the defaults allow), and reads the server process's CPU time
+(/proc/PID/stat, all threads) and its peak resident memory above what it held
+before the call (VmHWM, reset through /proc/PID/clear_refs). The tables go to
+stdout and, with --write, into each service README between the
+``bench-limits`` markers. The bound the project keeps: about 2 s CPU and 256 MB
+per call on the machine it was measured on (2 cores, shared, loaded).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import re
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+import numpy as np
+
+from lumen.common.v1 import common_pb2
+from lumen.embeddings.v1 import embeddings_pb2 as epb
+from lumen.nlp.v1 import nlp_pb2 as npb
+from lumen.vision.v1 import vision_pb2 as vpb
+from tools.suite import ROOT, Suite, free_port
+
+CPU_BOUND_S, MEMORY_BOUND_MB = 2.0, 256
+TICKS = os.sysconf("SC_CLK_TCK")
+START, END = "<!-- bench-limits:start -->", "<!-- bench-limits:end -->"
+
+
+@dataclass
+class Case:
+    method: str  # /package.Service/Method
+    what: str  # the request, in words
+    request: Callable[[], Any]  # a message, or a list of messages for a client stream
+    streaming_response: bool = False
+
+
+@dataclass
+class Measured:
+    case: Case
+    code: str
+    cpu_s: float
+    peak_mb: float
+
+
+def _cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def _status_kb(pid: int, key: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    raise KeyError(key)
+
+
+def measure(pid: int, channel: grpc.Channel, case: Case) -> Measured:
+    request = case.request()
+    Path(f"/proc/{pid}/clear_refs").write_text("5")  # VmHWM := VmRSS
+    rss_kb, cpu = _status_kb(pid, "VmRSS"), _cpu_s(pid)
+    code = "OK"
+    try:
+        if isinstance(request, list):
+            call = channel.stream_stream(case.method, lambda m: m.SerializeToString(), lambda b: b)
+            for _ in call(iter(request), timeout=600):
+                pass
+        elif case.streaming_response:
+            for _ in channel.unary_stream(case.method, lambda m: m.SerializeToString(), lambda b: b)(
+                request, timeout=600
+            ):
+                pass
+        else:
+            channel.unary_unary(case.method, lambda m: m.SerializeToString(), lambda b: b)(request, timeout=600)
+    except grpc.RpcError as exc:
+        code = exc.code().name
+    del request
+    time.sleep(0.2)  # threads finishing their share of the call
+    return Measured(case, code, _cpu_s(pid) - cpu, (_status_kb(pid, "VmHWM") - rss_kb) / 1024)
+
+
+def _text(chars: int, seed: int = 0) -> str:
+    """Ordinary English with negations and contrasts (VADER's slow paths), ``chars`` long."""
+    base = "The film was not good, but the cast was wonderful and I would not say it was boring at all. "
+    return (base * (chars // len(base) + 1))[:chars]
+
+
+def _jpeg(width: int, height: int, seed: int = 0) -> common_pb2.Image:
+    from PIL import Image
+
+    pixels = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, format="JPEG", quality=70)
+    return common_pb2.Image(content=out.getvalue())
+
+
+def _png(width: int, height: int) -> common_pb2.Image:
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), (120, 60, 30)).save(out, format="PNG")
+    return common_pb2.Image(content=out.getvalue())
+
+
+NLP, EMB, VIS = "lumen.nlp.v1", "lumen.embeddings.v1", "lumen.vision.v1"
+
+
+def nlp_cases() -> list[Case]:
+    from services.nlp.analysis import MAX_CLASSIFY, MAX_LABEL_CHARS, MAX_LABELS, MAX_LANGUAGE_TEXTS, MAX_ZERO_SHOT
+    from services.nlp.settings import NlpSettings
+    from services.nlp.tokens import MAX_COUNT, MAX_TOKENIZE
+
+    s = NlpSettings()
+    longest = s.max_call_chars // s.max_text_chars  # texts of the longest length that fit the call
+
+    def spread(n: int) -> list[str]:  # n texts sharing the call's character budget
+        return [_text(min(s.max_text_chars, s.max_call_chars // n), i) for i in range(n)]
+
+    labels = [f"label {i} " + "x" * (MAX_LABEL_CHARS - 10) for i in range(MAX_LABELS)]
+    tell = "Tell me a long story about a dragon."
+    return [
+        Case(
+            f"/{NLP}.TextAnalysisService/AnalyzeSentiment",
+            f"{longest} texts x {s.max_text_chars:,} chars",
+            lambda: npb.AnalyzeSentimentRequest(texts=[_text(s.max_text_chars)] * longest),
+        ),
+        Case(
+            f"/{NLP}.TextAnalysisService/ClassifyText",
+            f"{MAX_CLASSIFY} texts sharing {s.max_call_chars:,} chars",
+            lambda: npb.ClassifyTextRequest(texts=spread(MAX_CLASSIFY)),
+        ),
+        Case(
+            f"/{NLP}.TextAnalysisService/ClassifyZeroShot",
+            f"{MAX_ZERO_SHOT} texts sharing {s.max_call_chars:,} chars, {MAX_LABELS} labels x {MAX_LABEL_CHARS} chars",
+            lambda: npb.ClassifyZeroShotRequest(texts=spread(MAX_ZERO_SHOT), candidate_labels=labels, multi_label=True),
+        ),
+        Case(
+            f"/{NLP}.TextAnalysisService/DetectLanguage",
+            f"{MAX_LANGUAGE_TEXTS} texts sharing {s.max_call_chars:,} chars",
+            lambda: npb.DetectLanguageRequest(texts=spread(MAX_LANGUAGE_TEXTS)),
+        ),
+        Case(
+            f"/{NLP}.TokenizerService/Tokenize",
+            f"{MAX_TOKENIZE} texts sharing {s.max_call_chars:,} chars",
+            lambda: npb.TokenizeRequest(texts=spread(MAX_TOKENIZE)),
+        ),
+        Case(
+            f"/{NLP}.TokenizerService/CountTokens",
+            f"{MAX_COUNT} texts sharing {s.max_call_chars:,} chars",
+            lambda: npb.CountTokensRequest(texts=spread(MAX_COUNT)),
+        ),
+        Case(
+            f"/{NLP}.TextGenerationService/Generate",
+            "a short prompt, 64 new tokens (cost grows with max_new_tokens: see the note)",
+            lambda: npb.GenerateRequest(prompt=tell, params=npb.GenerationParams(max_new_tokens=64, seed=1)),
+        ),
+        Case(
+            f"/{NLP}.TextGenerationService/Generate",
+            f"a short prompt, max_new_tokens {s.max_new_tokens} (the limit)",
+            lambda: npb.GenerateRequest(
+                prompt=tell, params=npb.GenerationParams(max_new_tokens=s.max_new_tokens, seed=1, stop=["\x00"])
+            ),
+        ),
+    ]
+
+
+def embeddings_cases() -> list[Case]:
+    from services.embeddings.settings import EmbeddingsSettings
+
+    s = EmbeddingsSettings()
+    longest = [_text(s.max_text_chars, i) for i in range(max(1, s.max_call_chars // s.max_text_chars))]
+    many = [_text(s.max_call_chars // s.max_texts, i) for i in range(s.max_texts)]
+    half = many[: s.max_texts // 2]
+    texts = [_text(s.max_text_chars, i) for i in range(s.max_texts)]
+    words = (["the", "government", "said", "police", "people", "year", "world", "minister"] * s.max_words)[
+        : s.max_words
+    ]
+    budget = f"{s.max_call_chars:,} chars"
+    return [
+        Case(
+            f"/{EMB}.EmbeddingService/Embed",
+            f"{len(longest)} texts x {s.max_text_chars:,} chars (max_call_chars {budget})",
+            lambda: epb.EmbedRequest(texts=longest),
+        ),
+        Case(
+            f"/{EMB}.EmbeddingService/Embed",
+            f"{s.max_texts} texts sharing {budget}",
+            lambda: epb.EmbedRequest(texts=many),
+        ),
+        Case(
+            f"/{EMB}.EmbeddingService/EmbedStream",
+            f"4 chunks of {len(longest)} x {s.max_text_chars:,} chars (each chunk as one Embed, one at a time)",
+            lambda: [epb.EmbedStreamRequest(texts=longest)] * 4,
+        ),
+        Case(
+            f"/{EMB}.EmbeddingService/Similarity",
+            f"{len(half)} sources x {len(half)} candidates sharing {budget}",
+            lambda: epb.SimilarityRequest(sources=half, candidates=half),
+        ),
+        Case(
+            f"/{EMB}.WordEmbeddingService/GetWordVectors",
+            f"{s.max_words} words",
+            lambda: epb.GetWordVectorsRequest(words=words),
+        ),
+        Case(
+            f"/{EMB}.WordEmbeddingService/MostSimilarWords",
+            f"{s.max_words} words (positive + negative), top_k {s.max_top_k}",
+            lambda: epb.MostSimilarWordsRequest(
+                positive=words[: s.max_words // 2], negative=words[s.max_words // 2 :], top_k=s.max_top_k
+            ),
+        ),
+        Case(
+            f"/{EMB}.CollectionService/UpsertDocuments",
+            f"{s.max_upsert_documents} documents x {s.max_text_chars:,} chars",
+            lambda: epb.UpsertDocumentsRequest(
+                collection="bench",
+                documents=[epb.Document(id=f"doc-{i}", text=t) for i, t in enumerate(texts[: s.max_upsert_documents])],
+            ),
+        ),
+        Case(
+            f"/{EMB}.CollectionService/Search",
+            f"a {s.max_text_chars:,}-char query, top_k {s.max_top_k}, documents included",
+            lambda: epb.SearchRequest(
+                collection="bench", text=_text(s.max_text_chars), top_k=s.max_top_k, include_documents=True
+            ),
+        ),
+    ]
+
+
+def vision_cases() -> list[Case]:
+    from services.vision.settings import VisionSettings
+
+    s = VisionSettings()
+    per_image = s.max_call_pixels // s.max_classify_images
+    side = int(per_image**0.5)
+    big = int(s.max_image_pixels**0.5)
+    detect_side = int((s.max_call_pixels // s.max_images) ** 0.5)
+    return [
+        Case(
+            f"/{VIS}.ImageAnalysisService/ClassifyImages",
+            f"{s.max_classify_images} JPEGs of {side} x {side} ({s.max_call_pixels / 1e6:.0f} MP in all)",
+            lambda: vpb.ClassifyImagesRequest(images=[_jpeg(side, side, i) for i in range(s.max_classify_images)]),
+        ),
+        Case(
+            f"/{VIS}.ImageAnalysisService/ClassifyImages",
+            f"2 JPEGs of {big} x {big} (the per-image limit, {s.max_image_pixels / 1e6:.0f} MP)",
+            lambda: vpb.ClassifyImagesRequest(images=[_jpeg(big, big, i) for i in range(2)]),
+        ),
+        Case(
+            f"/{VIS}.ImageAnalysisService/ClassifyImages",
+            "a 100,000 x 10 PNG (3 KB; the resize bound)",
+            lambda: vpb.ClassifyImagesRequest(images=[_png(100_000, 10)]),
+        ),
+        Case(
+            f"/{VIS}.ImageAnalysisService/DetectObjects",
+            f"{s.max_images} JPEGs of {detect_side} x {detect_side}",
+            lambda: vpb.DetectObjectsRequest(images=[_jpeg(detect_side, detect_side, i) for i in range(s.max_images)]),
+        ),
+        Case(
+            f"/{VIS}.ImageAnalysisService/DetectFaces",
+            f"{s.max_images} JPEGs of {detect_side} x {detect_side}, landmarks",
+            lambda: vpb.DetectFacesRequest(
+                images=[_jpeg(detect_side, detect_side, i) for i in range(s.max_images)], landmarks=True
+            ),
+        ),
+        Case(
+            f"/{VIS}.FaceRecognitionService/EmbedFaces",
+            f"{s.max_images} JPEGs of {detect_side} x {detect_side}",
+            lambda: vpb.EmbedFacesRequest(images=[_jpeg(detect_side, detect_side, i) for i in range(s.max_images)]),
+        ),
+        Case(
+            f"/{VIS}.FaceRecognitionService/VerifyFaces",
+            f"2 JPEGs of {big} x {big}",
+            lambda: vpb.VerifyFacesRequest(image_a=_jpeg(big, big, 1), image_b=_jpeg(big, big, 2)),
+        ),
+    ]
+
+
+SERVICES: dict[str, Callable[[], list[Case]]] = {
+    "nlp": nlp_cases,
+    "embeddings": embeddings_cases,
+    "vision": vision_cases,
+}
+
+
+def run_service(name: str, scratch: Path, only: str | None) -> list[Measured]:
+    env = {
+        f"LUMEN_{name.upper()}_MODEL_REPOSITORY": str(ROOT / "var" / "models" / name),
+        "LUMEN_EMBEDDINGS_COLLECTIONS_DIR": str(scratch / "collections"),
+        "LUMEN_VISION_GALLERIES_DIR": str(scratch / "galleries"),
+    }
+    suite = Suite()
+    component = suite.start_component(name, free_port(), env, scratch)
+    try:
+        suite.wait_serving(timeout=600)
+        out = []
+        with grpc.insecure_channel(
+            component.address,
+            options=[("grpc.max_send_message_length", 256 << 20), ("grpc.max_receive_message_length", 256 << 20)],
+        ) as channel:
+            if name == "embeddings":
+                channel.unary_unary(
+                    f"/{EMB}.CollectionService/CreateCollection", lambda m: m.SerializeToString(), lambda b: b
+                )(epb.CreateCollectionRequest(name="bench"), timeout=60)
+            for case in SERVICES[name]():
+                if only and only not in case.method:
+                    continue
+                result = measure(component.process.pid, channel, case)
+                short = case.method.rsplit("/", 1)[1]
+                print(f"  {short:<18} {result.code:<18} {result.cpu_s:7.2f} s {result.peak_mb:6.0f} MB  {case.what}")
+                out.append(result)
+        return out
+    finally:
+        suite.stop()
+
+
+def table(results: list[Measured]) -> Iterator[str]:
+    yield "| RPC | request at the limits | status | CPU s | peak MB |"
+    yield "|---|---|---|---:|---:|"
+    for r in results:
+        flag = " ⚠" if r.cpu_s > CPU_BOUND_S or r.peak_mb > MEMORY_BOUND_MB else ""
+        method = r.case.method.rsplit("/", 1)[1]
+        yield f"| {method} | {r.case.what} | {r.code} | {r.cpu_s:.2f}{flag} | {r.peak_mb:.0f} |"
+
+
+def write_readme(service: str, lines: list[str]) -> None:
+    readme = ROOT / "services" / service / "README.md"
+    text = readme.read_text()
+    block = f"{START}\n" + "\n".join(lines) + f"\n{END}"
+    if START in text:
+        text = re.sub(re.escape(START) + ".*?" + re.escape(END), lambda _: block, text, flags=re.S)
+    else:
+        text = text.rstrip() + "\n\n## Cost at the limits (make bench-limits)\n\n" + block + "\n"
+    readme.write_text(text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("services", nargs="*", default=list(SERVICES), help="services to measure")
+    parser.add_argument("--only", help="only methods whose path contains this")
+    parser.add_argument("--write", action="store_true", help="write the tables into the service READMEs")
+    args = parser.parse_args()
+    load = os.getloadavg()[0]
+    for name in args.services:
+        print(f"{name} (load average {load:.1f} on {os.cpu_count()} cores):", flush=True)
+        with tempfile.TemporaryDirectory() as scratch:
+            results = run_service(name, Path(scratch), args.only)
+        lines = [
+            f"Measured {time.strftime('%Y-%m-%d')} on {os.cpu_count()} shared cores (load average {load:.1f}: "
+            f"other work was running; CPU seconds count only the server process). ⚠: above the bound of "
+            f"~{CPU_BOUND_S:.0f} s CPU or {MEMORY_BOUND_MB} MB per call.",
+            "",
+            *table(results),
+        ]
+        print("\n".join(lines), flush=True)
+        if args.write:
+            write_readme(name, lines)
+
+
+if __name__ == "__main__":
+    main()
