@@ -75,7 +75,9 @@ def place(repository: Path, recipe: Recipe, job: JobRecord, staged: Path, output
             "seed": job.seed,
         },
     }
-    (target / CONFIG_FILE).write_text(json.dumps({"name": job.model_name, **config, "path": "."}, indent=2) + "\n")
+    (target / CONFIG_FILE).write_text(
+        json.dumps({"name": job.model_name, **config, "path": output.get("path", ".")}, indent=2) + "\n"
+    )
     write_config(repository, job.model_name, {**config, "path": f"versions/{version}/{output.get('path', '.')}"})
     return str(version)
 

@@ -32,6 +32,14 @@ def polarity_jsonl() -> bytes:
     ).encode()
 
 
+def lee_corpus() -> bytes:
+    """The Lee background corpus from gensim's wheel: 300 news articles, one a line."""
+    from gensim.test.utils import datapath
+
+    with open(datapath("lee_background.cor"), "rb") as corpus:
+        return corpus.read()
+
+
 async def upload_parts(
     data: bytes, fmt: int = pb.DATASET_FORMAT_CSV, chunk: int = 4096, label_column: str = ""
 ) -> AsyncIterator[pb.UploadDatasetRequest]:

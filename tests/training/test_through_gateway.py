@@ -15,13 +15,14 @@ import grpc
 import numpy as np
 import pytest
 
+from lumen.embeddings.v1 import embeddings_pb2, embeddings_pb2_grpc
 from lumen.nlp.v1 import nlp_pb2, nlp_pb2_grpc
 from lumen.tabular.v1 import tabular_pb2, tabular_pb2_grpc
 from lumen.training.v1 import training_pb2 as pb
 from lumen.training.v1 import training_pb2_grpc as pb_grpc
 from services.training.recipes import RECIPES, data
 from services.training.recipes.base import TrainContext
-from tests.training.data import polarity_jsonl, sklearn_csv, upload_parts
+from tests.training.data import lee_corpus, polarity_jsonl, sklearn_csv, upload_parts
 from tools.suite import Suite
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
@@ -110,3 +111,39 @@ async def test_text_lstm_on_polarity_is_served_by_classify_text(suite: Suite, tm
     assert served == pytest.approx(job.result.metrics["heldout_accuracy"])
     here = await asyncio.to_thread(in_process, "text-lstm", payload, pb.DATASET_FORMAT_JSONL, hyper, tmp_path)
     assert abs(served - here["heldout_accuracy"]) <= 0.15, (served, here)
+
+
+async def test_word2vec_on_lee_is_served_by_word_embedding_service(suite: Suite, tmp_path: Path) -> None:
+    from gensim.models import KeyedVectors
+
+    payload, hyper = lee_corpus(), {"epochs": 10.0, "vector_size": 50.0}
+    async with grpc.aio.insecure_channel(suite.address()) as channel:
+        job = await train_through(
+            channel,
+            payload,
+            pb.DATASET_FORMAT_TEXT,
+            recipe="word2vec",
+            model_name="lee-trained",
+            hyperparameters=hyper,
+        )
+        words = embeddings_pb2_grpc.WordEmbeddingServiceStub(channel)
+        model = {"name": "lee-trained"}
+        similar = await words.MostSimilarWords(
+            embeddings_pb2.MostSimilarWordsRequest(model=model, positive=["Government"], top_k=10)
+        )
+        pair = await words.WordSimilarity(
+            embeddings_pb2.WordSimilarityRequest(model=model, word_a="police", word_b="fire")
+        )
+        with pytest.raises(grpc.aio.AioRpcError) as unknown:
+            await words.WordSimilarity(embeddings_pb2.WordSimilarityRequest(model=model, word_a="police", word_b="zzz"))
+    assert similar.model.version == pair.model.version == job.result.model_version
+    assert unknown.value.code() == grpc.StatusCode.NOT_FOUND and "word_b" in unknown.value.details()
+    assert job.result.metrics["vocabulary"] > 1000
+    # One worker and the same seed: the vectors trained here are the served ones.
+    here = await asyncio.to_thread(in_process, "word2vec", payload, pb.DATASET_FORMAT_TEXT, hyper, tmp_path)
+    assert here == pytest.approx(dict(job.result.metrics))
+    kv = KeyedVectors.load(str(tmp_path / "out" / "vectors.kv"))
+    expected = kv.most_similar("government", topn=10)
+    assert [w.word for w in similar.words] == [w for w, _ in expected]
+    assert [w.score for w in similar.words] == pytest.approx([s for _, s in expected], abs=1e-5)
+    assert pair.score == pytest.approx(float(kv.similarity("police", "fire")), abs=1e-5)

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from services.training.recipes.base import TrainContext, TrainingFailed
+from services.training.recipes.progress import event as _event
 
 STEP_REPORT_S = 1.0  # a step event at most this often; every epoch end is reported
 
@@ -78,19 +79,3 @@ def fit(
             callbacks=[Progress()],
         )
     return model
-
-
-def _event(epoch: int, total: int, step: int, steps: int, resumed: int, logs: dict, eta: float) -> dict[str, Any]:
-    metrics = {k: float(v) for k, v in logs.items() if k != "loss"}
-    return {
-        "event": "progress",
-        "epoch": epoch,
-        "total_epochs": total,
-        "step": step,
-        "total_steps": steps,
-        "loss": float(logs.get("loss", 0.0)),
-        "metrics": metrics,
-        "eta_s": max(0.0, float(eta)),
-        "fraction": min(1.0, (epoch + (step / steps if step < steps else 0)) / total) if total else 1.0,
-        "resumed_from_epoch": resumed,
-    }
