@@ -14,15 +14,17 @@ from collections.abc import Callable
 
 import grpc
 
-from lumen import cli_collections, cli_service, cli_text, cli_vision
+from lumen import cli_collections, cli_faces, cli_keys, cli_service, cli_text, cli_vision
 from lumen.cli_output import error_line
 from lumen.client import DEFAULT_ADDRESS, Client
 
 FAMILIES: list[Callable[[argparse._SubParsersAction], None]] = [
     cli_text.register,
     cli_vision.register,
+    cli_faces.register,
     cli_collections.register,
     cli_service.register,
+    cli_keys.register,
 ]
 
 
@@ -40,8 +42,26 @@ def parser() -> argparse.ArgumentParser:
     return parsed
 
 
+def _after_command(argv: list[str]) -> list[str]:
+    """The arguments after the command name (global options come before it; three take a value)."""
+    skip = False
+    for i, token in enumerate(argv):
+        if skip or token.startswith("-"):
+            skip = token in ("--address", "--api-key", "--timeout")
+            continue
+        return argv[i + 1 :]
+    return []
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    parsed = parser()
+    # `keys` hands every argument after it to gateway.keys, its own --help included.
+    argv = sys.argv[1:] if argv is None else argv
+    args, extra = parsed.parse_known_args(argv)
+    if args.command == "keys":
+        args.rest = _after_command(argv)
+    elif extra:
+        parsed.error(f"unrecognized arguments: {' '.join(extra)}")
     with Client(args.address, args.api_key, args.timeout) as client:
         try:
             args.run(client, args)

@@ -99,8 +99,16 @@ def _search(client: Client, args: argparse.Namespace) -> None:
 
 def _collections(client: Client, args: argparse.Namespace) -> None:
     if args.action == "list":
-        response = client.call(client.collections.ListCollections, embeddings_pb2.ListCollectionsRequest())
-        rows = response.collections
+        rows, token = [], ""
+        while True:  # every page
+            page = client.call(
+                client.collections.ListCollections, embeddings_pb2.ListCollectionsRequest(page_token=token)
+            )
+            rows += page.collections
+            token = page.next_page_token
+            if not token:
+                break
+        response = embeddings_pb2.ListCollectionsResponse(collections=rows)
     elif args.action == "get":
         response = client.call(client.collections.GetCollection, embeddings_pb2.GetCollectionRequest(name=args.name))
         rows = [response.collection]

@@ -1,4 +1,4 @@
-"""Image commands: classify, detect and faces detect [--draw out.png]."""
+"""Image commands: classify, detect [--draw out.png]; faces_detect, registered by cli_faces."""
 
 from __future__ import annotations
 
@@ -97,7 +97,7 @@ def _detect(client: Client, args: argparse.Namespace) -> None:
     emit(args, response, human)
 
 
-def _faces_detect(client: Client, args: argparse.Namespace) -> None:
+def faces_detect(client: Client, args: argparse.Namespace) -> None:
     path = Path(args.image)
     request = vision_pb2.DetectFacesRequest(
         model=common_pb2.ModelRef(name=args.model), images=_images([path]), max_results=args.max_results
@@ -133,12 +133,3 @@ def register(commands: argparse._SubParsersAction) -> None:
     detect.add_argument("--max-results", type=int, default=0)
     detect.add_argument("--draw", default=None, metavar="OUT.png")
     detect.set_defaults(run=_detect)
-    faces = commands.add_parser("faces", help="faces: detect IMAGE [--draw out.png]")
-    face_commands = faces.add_subparsers(dest="faces_command", required=True)
-    face_detect = face_commands.add_parser("detect", help="detect faces in an image")
-    face_detect.add_argument("image")
-    face_detect.add_argument("--model", default="")
-    face_detect.add_argument("--threshold", type=float, default=None)
-    face_detect.add_argument("--max-results", type=int, default=0)
-    face_detect.add_argument("--draw", default=None, metavar="OUT.png")
-    face_detect.set_defaults(run=_faces_detect)

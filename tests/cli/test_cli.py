@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from lumen import cli
 from lumen.client import Client
 from tests.cli.conftest import CliRunner
+from tests.in_process import running_gateway
 from tests.vision import samples
 
 pytestmark = [pytest.mark.slow]
@@ -174,3 +176,41 @@ async def test_models_and_health_still_work(run_cli: CliRunner) -> None:
     names = {m["name"] for m in json.loads(out)["models"]}
     assert code == 0 and {"glove-6b-50d", "efficientnet-lite0", "opencv-objects"} <= names
     assert await run_cli("health") == (0, "SERVING\n", "")
+
+
+async def test_faces_galleries_enroll_identify_verify(run_cli: CliRunner, tmp_path: Path) -> None:
+    # Her head and shoulders: the default dlib detector's second, false "face" is lower on her suit.
+    astronaut = tmp_path / "eileen.jpg"
+    Image.fromarray(samples.skimage_photo("astronaut")[:256, :, :3]).save(astronaut, quality=92)
+    assert (await run_cli("faces", "galleries", "create", "cli-crew"))[0] == 0
+    code, out, err = await run_cli("faces", "enroll", astronaut, "--gallery", "cli-crew", "--person", "eileen")
+    assert code == 0, err
+    assert out.startswith("enrolled 1 of 1 images for eileen")
+    code, out, _ = await run_cli("--json", "faces", "identify", astronaut, "--gallery", "cli-crew")
+    faces = json.loads(out)["results"][0]["faces"]
+    assert code == 0 and [c["personId"] for c in faces[0]["candidates"] if c.get("match")] == ["eileen"]
+    code, out, _ = await run_cli("faces", "verify", astronaut, astronaut)
+    assert code == 0 and out.startswith("same person")
+    code, out, _ = await run_cli("faces", "galleries", "list")
+    assert code == 0 and any(line.split()[0] == "cli-crew" and "1 people" in line for line in out.splitlines())
+    assert (await run_cli("faces", "galleries", "delete", "cli-crew"))[0] == 0
+    code, _, err = await run_cli("faces", "identify", astronaut, "--gallery", "cli-crew")
+    assert code == 1 and err.startswith("ERROR NOT_FOUND: ")
+
+
+async def test_keys_made_by_the_cli_open_a_gateway(run_cli: CliRunner, tmp_path: Path) -> None:
+    keys_file = tmp_path / "keys.json"
+    code, out, err = await run_cli("keys", "--file", keys_file, "create", "--id", "cli-team", "--services", "all")
+    assert code == 0, err
+    secret = out.splitlines()[0]
+    code, out, _ = await run_cli("keys", "--file", keys_file, "list")
+    assert code == 0 and out.startswith("cli-team: ") and secret not in keys_file.read_text()
+    async with running_gateway(keys_file=str(keys_file)) as gateway:
+
+        def usage(*key: str) -> int:
+            return cli.main(["--address", f"127.0.0.1:{gateway.port}", *key, "usage"])
+
+        assert await asyncio.to_thread(usage, "--api-key", secret) == 0
+        assert await asyncio.to_thread(usage) == 1  # no key: UNAUTHENTICATED
+        code, _, _ = await run_cli("keys", "--file", keys_file, "revoke", "--id", "cli-team")
+        assert code == 0 and "cli-team" not in keys_file.read_text()
