@@ -4,18 +4,60 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 from google.rpc import code_pb2
 
-from lumen.cli_output import emit
+from lumen.cli_output import emit, progress
 from lumen.client import Client, vectors_of
 from lumen.common.v1 import common_pb2
 from lumen.embeddings.v1 import embeddings_pb2
 from lumen.nlp.v1 import nlp_pb2
 
 
+def _embed_file(client: Client, args: argparse.Namespace) -> None:
+    """Every line of a file through one EmbedStream, chunk by chunk, with a progress bar."""
+    texts = [line for line in Path(args.file).read_text().splitlines() if line.strip()]
+    if not texts:
+        raise ValueError(f"{args.file} has no lines to embed")
+    chunks = [texts[i : i + args.chunk_size] for i in range(0, len(texts), args.chunk_size)]
+
+    def requests() -> Iterator[embeddings_pb2.EmbedStreamRequest]:
+        for i, chunk in enumerate(chunks):
+            request = embeddings_pb2.EmbedStreamRequest(texts=chunk)
+            if i == 0:  # options are read from the first message only
+                request.model.name = args.model
+                request.normalize = args.normalize
+                request.encoding = common_pb2.VECTOR_ENCODING_F32_BYTES
+            yield request
+
+    responses = []
+    with progress(len(texts), f"embedding {args.file}", args.json or args.quiet) as bar:
+        for response in client.embeddings.EmbedStream(requests(), timeout=client.timeout, metadata=client._metadata):
+            responses.append(response)
+            bar.update(len(response.embeddings))
+    responses.sort(key=lambda r: r.chunk_index)
+    vectors = np.concatenate([vectors_of(r) for r in responses])  # type: ignore[arg-type]
+    if args.out:
+        np.save(args.out, vectors)
+
+    def human() -> None:
+        tokens = sum(r.usage.input_tokens for r in responses)
+        print(f"embedded {vectors.shape[0]} texts ({vectors.shape[1]} dims) in {len(chunks)} chunks, {tokens} tokens")
+        if args.out:
+            print(f"wrote {args.out}")
+
+    emit(args, responses, human)
+
+
 def _embed(client: Client, args: argparse.Namespace) -> None:
+    if args.file:
+        _embed_file(client, args)
+        return
+    if not args.texts:
+        raise ValueError("embed takes texts or --file")
     start = time.perf_counter()
     response = client.embed_raw(args.texts, args.model, args.normalize)
     elapsed_ms = (time.perf_counter() - start) * 1e3
@@ -108,7 +150,11 @@ def _words(client: Client, args: argparse.Namespace) -> None:
 
 def register(commands: argparse._SubParsersAction) -> None:
     embed = commands.add_parser("embed", help="sentence embeddings")
-    embed.add_argument("texts", nargs="+")
+    embed.add_argument("texts", nargs="*")
+    embed.add_argument("--file", default=None, help="one text per line, streamed through EmbedStream")
+    embed.add_argument("--chunk-size", type=int, default=64, help="texts per stream message (with --file)")
+    embed.add_argument("--out", default=None, metavar="VECTORS.npy", help="save the --file vectors (float32)")
+    embed.add_argument("--quiet", action="store_true", help="no progress bar")
     embed.add_argument("--model", default="")
     embed.add_argument("--normalize", action="store_true")
     embed.set_defaults(run=_embed)

@@ -214,3 +214,16 @@ async def test_keys_made_by_the_cli_open_a_gateway(run_cli: CliRunner, tmp_path:
         assert await asyncio.to_thread(usage) == 1  # no key: UNAUTHENTICATED
         code, _, _ = await run_cli("keys", "--file", keys_file, "revoke", "--id", "cli-team")
         assert code == 0 and "cli-team" not in keys_file.read_text()
+
+
+async def test_embed_file_streams_with_progress(run_cli: CliRunner, gateway, tmp_path: Path) -> None:
+    texts = [f"Sentence number {i} about {topic}." for i, topic in enumerate(["cats", "rockets", "soup"] * 3)]
+    source, out = tmp_path / "texts.txt", tmp_path / "vectors.npy"
+    source.write_text("\n".join(texts) + "\n")
+    code, printed, err = await run_cli("embed", "--file", source, "--chunk-size", "4", "--out", out)
+    assert code == 0, err
+    assert printed.startswith("embedded 9 texts (384 dims) in 3 chunks")
+    assert "9/9" in err  # tqdm's bar, on stderr
+    with Client(f"127.0.0.1:{gateway.port}") as client:
+        expected = await asyncio.to_thread(client.embed, texts)
+    np.testing.assert_allclose(np.load(out), expected, atol=1e-5)
