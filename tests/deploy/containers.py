@@ -130,6 +130,16 @@ def call_everything(address: str, api_key: str | None = None) -> None:
     assert search_top_hit(address, api_key) == "pods"
 
 
+def search_top_hit_soon(address: str, api_key: str | None = None, attempts: int = 30) -> str:
+    """search_top_hit once the gateway has reconnected to a restarted backend (one try a second)."""
+    for _ in range(attempts - 1):
+        try:
+            return search_top_hit(address, api_key)
+        except AssertionError:
+            time.sleep(1)
+    return search_top_hit(address, api_key)
+
+
 def dims(vector: common_pb2.Vector) -> int:
     return len(vector.values) or len(vector.values_f32) // 4
 
