@@ -70,9 +70,13 @@ $(BUF):
 run: setup
 	$(PY) -m tools.suite
 
+# The last release of protos/: buf breaking refuses changes that would break its clients.
+PROTO_BASELINE ?= 3262aef
+
 lint: setup $(BUF)
 	$(VENV)/bin/ruff check .
 	$(BUF) lint
+	BUF=$(BUF) bash tools/buf-breaking.sh $(PROTO_BASELINE)
 
 # -rs prints why tests skip (tests/deploy/test_containers.py: only under make deploy-smoke).
 test: lint deploy-tools clients state-servers

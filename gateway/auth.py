@@ -111,10 +111,6 @@ class Guard:
         self.meter: Meter = meter or MemoryMeter()
         self.admin_methods = frozenset(admin_methods)
 
-    @property
-    def enabled(self) -> bool:
-        return self.store is not None
-
     def known_key(self, key_id: str) -> ApiKey | None:
         if self.store is None:
             return LOCAL_KEY if key_id == LOCAL_KEY.id else None

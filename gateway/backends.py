@@ -28,7 +28,9 @@ from shared.log import request_id
 log = logging.getLogger(__name__)
 
 # Metadata a client sends that the gateway passes on to backends.
-FORWARDED_METADATA = ("x-request-id",)
+# What a client sends that backends are meant to see too: its W3C trace context.
+# (x-request-id is always sent: the one the gateway's interceptor took or made.)
+FORWARDED_METADATA = ("traceparent", "tracestate")
 
 
 def service_config(retry_services: Sequence[str], attempts: int) -> str:
@@ -122,7 +124,7 @@ def outgoing_metadata(context: grpc.aio.ServicerContext) -> tuple[tuple[str, str
     if key is not None:  # who is calling, for backends that keep per-caller records (training jobs)
         out += [(KEY_ID_METADATA, key.id), (KEY_TRAINING_JOBS_METADATA, str(key.training_jobs))]
     for key, value in context.invocation_metadata() or ():
-        if key in FORWARDED_METADATA and key != "x-request-id":
+        if key in FORWARDED_METADATA:
             out.append((key, value))
     return tuple(out)
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+from collections.abc import Awaitable, Callable
 
 import grpc
 import grpc.aio
@@ -165,25 +166,17 @@ async def semantic_search(scope: Scope, request: pb.SemanticSearchRequest) -> pb
     stub = _collections(scope)
     top_k = request.top_k or DEFAULT_TOP_K
 
-    def part(name: str):
-        async def search(timeout_s: float) -> tuple[epb.SearchResponse, str]:
-            query = epb.SearchRequest(
-                collection=name,
-                text=request.query,
-                top_k=top_k,
-                filter=request.filter,
-                include_documents=request.include_documents,
-            )
-            # The collection's model is asked alongside, to count the query's tokens once per model.
-            found, described = await asyncio.gather(
-                stub.Search(query, timeout=timeout_s, metadata=scope.metadata),
-                stub.GetCollection(epb.GetCollectionRequest(name=name), timeout=timeout_s, metadata=scope.metadata),
-                return_exceptions=True,
-            )
-            if isinstance(found, BaseException):
-                raise found
-            model = described.collection.model if isinstance(described, epb.GetCollectionResponse) else f"?{name}"
-            return found, model
+    def part(name: str) -> Callable[[float], Awaitable[epb.SearchResponse]]:
+        query = epb.SearchRequest(
+            collection=name,
+            text=request.query,
+            top_k=top_k,
+            filter=request.filter,
+            include_documents=request.include_documents,
+        )
+
+        async def search(timeout_s: float) -> epb.SearchResponse:
+            return await stub.Search(query, timeout=timeout_s, metadata=scope.metadata)
 
         return search
 
@@ -196,10 +189,10 @@ async def semantic_search(scope: Scope, request: pb.SemanticSearchRequest) -> pb
         if isinstance(result, status_pb2.Status):
             response.collection_statuses.add(collection=name, status=result)
             continue
-        found, model = result
+        found = result
         response.collection_statuses.add(collection=name, status=OK)
-        if model not in counted:
-            counted.add(model)
+        if found.model.name not in counted:  # the query is embedded once per model
+            counted.add(found.model.name)
             add_usage(response.usage, found.usage)
         for hit in found.hits:
             if not request.HasField("min_score") or hit.score >= request.min_score:

@@ -25,6 +25,7 @@ from lumen.common.v1 import common_pb2, common_pb2_grpc
 from lumen.gateway.v1 import gateway_pb2 as pb
 from lumen.gateway.v1 import gateway_pb2_grpc as pb_grpc
 from shared.errors import InvalidArgument, NotFound, PermissionDenied
+from shared.pages import MAX_PAGE_SIZE, page
 
 
 class GatewayServicer(pb_grpc.GatewayServiceServicer):
@@ -86,16 +87,27 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
         timeout = context.time_remaining() or self.default_timeout_s
         metadata = outgoing_metadata(context)
 
-        async def one(name: str) -> common_pb2.ListModelsResponse:
+        if request.page_size < 0:
+            raise InvalidArgument("page_size", f"must be 0 or more, got {request.page_size}")
+
+        async def one(name: str) -> list[common_pb2.ModelInfo]:
+            """Every page of the backend's models."""
             stub = common_pb2_grpc.ModelRepositoryServiceStub(self.backends[name].channel)
-            return await stub.ListModels(
-                common_pb2.ListModelsRequest(task=request.task), timeout=timeout, metadata=metadata
-            )
+            models: list[common_pb2.ModelInfo] = []
+            token = ""
+            while True:
+                ask = common_pb2.ListModelsRequest(task=request.task, page_size=MAX_PAGE_SIZE, page_token=token)
+                reply = await stub.ListModels(ask, timeout=timeout, metadata=metadata)
+                models.extend(reply.models)
+                token = reply.next_page_token
+                if not token:
+                    return models
 
         results = dict(
             zip(allowed, await asyncio.gather(*(one(n) for n in allowed), return_exceptions=True), strict=True)
         )
         response = pb.ListModelsResponse()
+        models: list[common_pb2.ModelInfo] = []
         for name in names:
             result = results.get(name)
             if name not in results:
@@ -109,9 +121,17 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
                 raise result
             else:
                 status = status_pb2.Status(code=code_pb2.OK)
-                for model in result.models:
+                for model in result:
                     if model.error and not key.admin:
                         model.error = "the model failed to load; an admin key sees why"
-                response.models.extend(result.models)
+                models.extend(result)
             response.backends.append(pb.BackendStatus(service=name, status=status))
+        found, response.next_page_token = page(
+            models,
+            lambda m: f"{m.service}/{m.name}",
+            request.page_size,
+            request.page_token,
+            f"{request.service}/{request.task}",
+        )
+        response.models.extend(found)
         return response

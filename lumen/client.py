@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import grpc
 import numpy as np
@@ -13,6 +14,7 @@ from lumen.common.v1 import common_pb2
 from lumen.embeddings.v1 import embeddings_pb2, embeddings_pb2_grpc
 from lumen.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from lumen.nlp.v1 import nlp_pb2, nlp_pb2_grpc
+from lumen.vision.v1 import vision_pb2_grpc
 
 DEFAULT_ADDRESS = "localhost:50051"
 MAX_MESSAGE_BYTES = 32 * 1024 * 1024
@@ -48,6 +50,16 @@ class Client:
         self.embeddings = embeddings_pb2_grpc.EmbeddingServiceStub(self.channel)
         self.gateway = gateway_pb2_grpc.GatewayServiceStub(self.channel)
         self.generation = nlp_pb2_grpc.TextGenerationServiceStub(self.channel)
+        self.text = nlp_pb2_grpc.TextAnalysisServiceStub(self.channel)
+        self.tokenizer = nlp_pb2_grpc.TokenizerServiceStub(self.channel)
+        self.words = embeddings_pb2_grpc.WordEmbeddingServiceStub(self.channel)
+        self.collections = embeddings_pb2_grpc.CollectionServiceStub(self.channel)
+        self.images = vision_pb2_grpc.ImageAnalysisServiceStub(self.channel)
+        self.faces = vision_pb2_grpc.FaceRecognitionServiceStub(self.channel)
+
+    def call(self, method: Any, request: Any) -> Any:
+        """One unary call of any stub method, with this client's deadline and API key."""
+        return method(request, timeout=self.timeout, metadata=self._metadata)
 
     def close(self) -> None:
         self.channel.close()

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from shared import metrics
-from shared.errors import ResourceExhausted
+from shared.errors import ResourceExhausted, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,8 @@ class DynamicBatcher(Generic[In, Out]):
     async def submit(self, items: Sequence[In]) -> list[Out]:
         """Run ``items`` through the model with others' and return their results."""
         if self._closed:
-            raise ResourceExhausted(f"model {self.name!r} is shutting down", subject=self.name)
+            # As the generation scheduler answers: a retry (on this replica once reloaded, or another) helps.
+            raise Unavailable(f"model {self.name!r} is shutting down")
         if not items:
             return []
         if self._queued_items + len(items) > self.config.max_queue_size:

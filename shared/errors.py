@@ -123,22 +123,12 @@ class Unavailable(LumenError):
     code = grpc.StatusCode.UNAVAILABLE
 
 
-class DeadlineExceeded(LumenError):
-    code = grpc.StatusCode.DEADLINE_EXCEEDED
-
-
 class Unauthenticated(LumenError):
     code = grpc.StatusCode.UNAUTHENTICATED
 
 
 class PermissionDenied(LumenError):
     code = grpc.StatusCode.PERMISSION_DENIED
-
-
-class Internal(LumenError):
-    """An unexpected failure; the message shown to callers stays generic."""
-
-    code = grpc.StatusCode.INTERNAL
 
 
 def status_proto_for(exc: BaseException) -> status_pb2.Status:
@@ -149,9 +139,3 @@ def status_proto_for(exc: BaseException) -> status_pb2.Status:
 
 
 OK_STATUS = status_pb2.Status(code=code_pb2.OK)
-
-
-def check(condition: bool, field: str, description: str) -> None:
-    """Raise InvalidArgument naming ``field`` unless ``condition`` holds."""
-    if not condition:
-        raise InvalidArgument(field, description)

@@ -19,7 +19,7 @@ from typing import Protocol
 from lumen.common.v1 import common_pb2, common_pb2_grpc
 from shared import device as devices
 from shared import log as logs
-from shared import metrics
+from shared import metrics, offline
 from shared.backend_token import server_interceptors
 from shared.caches import point_caches
 from shared.repository import ModelFactory, ModelRepository
@@ -96,6 +96,7 @@ async def start(
 
 def main(name: str, settings_cls: type[ModelServerSettings], app_module: str) -> None:
     """Entry point of a model service process."""
+    offline.apply()  # before any model library is imported
     settings = load(settings_cls, f"LUMEN_{name.upper()}")
     logs.configure(name, settings.log_level, settings.log_format)
     devices.isolate(settings.device)  # before the app (and torch/TensorFlow) is imported

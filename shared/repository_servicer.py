@@ -6,6 +6,7 @@ import grpc
 
 from lumen.common.v1 import common_pb2, common_pb2_grpc
 from shared.errors import InvalidArgument, NotFound
+from shared.pages import page
 from shared.repository import Entry, ModelRepository, State
 
 _STATES = {
@@ -46,7 +47,14 @@ class ModelRepositoryServicer(common_pb2_grpc.ModelRepositoryServiceServicer):
     async def ListModels(
         self, request: common_pb2.ListModelsRequest, context: grpc.aio.ServicerContext
     ) -> common_pb2.ListModelsResponse:
-        return common_pb2.ListModelsResponse(models=[self._info(e) for e in self.repository.entries(request.task)])
+        entries, next_token = page(
+            self.repository.entries(request.task),
+            lambda e: e.config.name,
+            request.page_size,
+            request.page_token,
+            request.task,
+        )
+        return common_pb2.ListModelsResponse(models=[self._info(e) for e in entries], next_page_token=next_token)
 
     async def GetModel(
         self, request: common_pb2.GetModelRequest, context: grpc.aio.ServicerContext

@@ -3,20 +3,16 @@ processes on free ports (one suite per session, shared by tests/e2e and tests/cl
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from shared import offline
 from tools.state_servers import PostgresServer, RedisServer
 from tools.suite import COMPONENTS, MODEL_SERVICES, Suite, free_port, start_suite
 
-# No hub: a model that is not on disk must fail at once.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+offline.apply()  # no hub: a model that is not on disk must fail at once
 
 
 @pytest.fixture(scope="session")

@@ -35,8 +35,9 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-for _key, _value in {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}.items():
-    os.environ.setdefault(_key, _value)
+from shared import offline
+
+offline.apply()
 
 import grpc.aio  # noqa: E402 - after the offline switches
 

@@ -21,6 +21,8 @@ from typing import IO
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from shared.offline import OFFLINE_ENV
+
 ROOT = Path(__file__).resolve().parents[1]
 
 # name -> (module, default port); the gateway starts last.
@@ -33,14 +35,6 @@ COMPONENTS = {
     "gateway": ("gateway.server", 50051),
 }
 MODEL_SERVICES = ("nlp", "vision", "embeddings", "tabular")
-
-OFFLINE_ENV = {
-    "HF_HUB_OFFLINE": "1",
-    "TRANSFORMERS_OFFLINE": "1",
-    "HF_DATASETS_OFFLINE": "1",
-    "TOKENIZERS_PARALLELISM": "false",
-    "TF_CPP_MIN_LOG_LEVEL": "2",
-}
 
 
 def free_port() -> int:

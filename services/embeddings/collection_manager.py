@@ -25,7 +25,9 @@ from services.embeddings.collection_store import CollectionStore, NewDocument
 from services.embeddings.collection_store_pg import PostgresCollectionStore
 from services.embeddings.embedder import Embedder
 from services.embeddings.settings import EmbeddingsSettings
-from shared.errors import FailedPrecondition, InvalidArgument, LumenError, NotFound, ResourceExhausted
+from shared.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
+from shared.repository import Entry
+from shared.results import Result
 from shared.validation import check_top_k
 
 NAME = re.compile(r"[a-z0-9_-]{1,64}")
@@ -71,9 +73,17 @@ class _Pending:
 
 @dataclass(frozen=True)
 class UpsertResult:
-    statuses: list[LumenError | None]  # None: stored
+    statuses: list[Result[None]]  # OK: stored
     upserted: int
     tokens: int
+
+
+@dataclass(frozen=True)
+class Found:
+    hits: list[Hit]
+    tokens: int
+    model: str  # the collection's model
+    entry: Entry | None  # the model's entry when it embedded a text query
 
 
 class Collections:
@@ -130,7 +140,7 @@ class Collections:
         vector = parse_vector(doc.vector, dimension, f"{field}.vector") if has_vector else None
         return _Pending(doc.id, doc.text, metadata, vector)
 
-    async def _embed(self, collection: Collection, texts: list[str]) -> tuple[np.ndarray, int]:
+    async def _embed(self, collection: Collection, texts: list[str]) -> tuple[np.ndarray, int, Entry]:
         """Unit vectors of ``texts`` by the collection's model, in chunks the Embedder accepts."""
         try:
             self.embedder.model(collection.model).release()
@@ -151,7 +161,7 @@ class Collections:
                 f"model {collection.model!r} now gives {vectors.shape[1]} dimensions; "
                 f"collection {collection.name!r} holds {collection.dimension}"
             )
-        return vectors, sum(r.tokens for r in results)
+        return vectors, sum(r.tokens for r in results), results[0].entry
 
     async def upsert(self, name: str, documents: Sequence[pb.Document]) -> UpsertResult:
         collection = await self._collection(name)
@@ -161,20 +171,20 @@ class Collections:
             raise InvalidArgument(
                 "documents", f"holds {len(documents)} documents; at most {self.settings.max_upsert_documents} per call"
             )
-        statuses: list[LumenError | None] = [None] * len(documents)
+        statuses: list[Result[None]] = [Result.of(None)] * len(documents)
         pending: dict[str, _Pending] = {}
         for i, doc in enumerate(documents):
             try:
                 parsed = self._parse_document(doc, f"documents[{i}]", collection.dimension)
             except (InvalidArgument, ResourceExhausted) as exc:
-                statuses[i] = exc
+                statuses[i] = Result.failed(exc)
                 continue
             pending.pop(parsed.id, None)  # the same id twice in one call: the last one wins
             pending[parsed.id] = parsed
         tokens = 0
         to_embed = [p for p in pending.values() if p.vector is None]
         if to_embed:
-            vectors, tokens = await self._embed(collection, [p.text for p in to_embed])
+            vectors, tokens, _ = await self._embed(collection, [p.text for p in to_embed])
             for p, vector in zip(to_embed, vectors, strict=True):
                 p.vector = vector
         if pending:
@@ -201,18 +211,19 @@ class Collections:
         text: str | None = None,
         vector: common_pb2.Vector | None = None,
         where: struct_pb2.Struct | None = None,
-    ) -> tuple[list[Hit], int]:
-        """Hits best first, and the tokens spent embedding a text query."""
+    ) -> Found:
+        """Hits best first, the tokens spent embedding a text query, and the model that embedded it."""
         collection = await self._collection(name)
         check_top_k(top_k, "top_k", self.settings.max_top_k)
         equal = collection_metadata.parse(where, "filter") if where is not None else {}
-        tokens = 0
+        tokens, entry = 0, None
         if vector is not None:
             query = parse_vector(vector, collection.dimension, "vector")
         elif text is not None:
             self._check_text(text, "text")
-            vectors, tokens = await self._embed(collection, [text])
+            vectors, tokens, entry = await self._embed(collection, [text])
             query = vectors[0]
         else:
             raise InvalidArgument("query", "set text or vector")
-        return await asyncio.to_thread(collection.search, query, top_k, equal), tokens
+        hits = await asyncio.to_thread(collection.search, query, top_k, equal)
+        return Found(hits, tokens, collection.model, entry)

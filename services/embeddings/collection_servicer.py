@@ -10,7 +10,8 @@ from lumen.embeddings.v1 import embeddings_pb2_grpc as pb_grpc
 from services.embeddings.collection import Collection, Hit
 from services.embeddings.collection_manager import Collections
 from services.embeddings.collection_metadata import to_struct
-from shared.errors import OK_STATUS, status_proto_for
+from shared.pages import page
+from shared.repository_servicer import model_info
 
 
 def collection_proto(collection: Collection) -> pb.Collection:
@@ -58,14 +59,15 @@ class CollectionServicer(pb_grpc.CollectionServiceServicer):
     async def ListCollections(
         self, request: pb.ListCollectionsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListCollectionsResponse:
-        return pb.ListCollectionsResponse(collections=[collection_proto(c) for c in await self.collections.list()])
+        found, next_token = page(await self.collections.list(), lambda c: c.name, request.page_size, request.page_token)
+        return pb.ListCollectionsResponse(collections=[collection_proto(c) for c in found], next_page_token=next_token)
 
     async def UpsertDocuments(
         self, request: pb.UpsertDocumentsRequest, context: grpc.aio.ServicerContext
     ) -> pb.UpsertDocumentsResponse:
         result = await self.collections.upsert(request.collection, request.documents)
         return pb.UpsertDocumentsResponse(
-            statuses=[OK_STATUS if error is None else status_proto_for(error) for error in result.statuses],
+            statuses=[s.status for s in result.statuses],
             upserted=result.upserted,
             usage=common_pb2.Usage(input_tokens=result.tokens),
         )
@@ -78,14 +80,18 @@ class CollectionServicer(pb_grpc.CollectionServiceServicer):
 
     async def Search(self, request: pb.SearchRequest, context: grpc.aio.ServicerContext) -> pb.SearchResponse:
         query = request.WhichOneof("query")
-        hits, tokens = await self.collections.search(
+        found = await self.collections.search(
             request.collection,
             request.top_k,
             text=request.text if query == "text" else None,
             vector=request.vector if query == "vector" else None,
             where=request.filter,
         )
+        service = self.collections.embedder.repository.service
         return pb.SearchResponse(
-            hits=[hit_proto(h, request.include_documents) for h in hits],
-            usage=common_pb2.Usage(input_tokens=tokens),
+            hits=[hit_proto(h, request.include_documents) for h in found.hits],
+            usage=common_pb2.Usage(input_tokens=found.tokens),
+            model=model_info(found.entry, service)
+            if found.entry is not None
+            else common_pb2.ModelInfo(name=found.model, service=service),
         )

@@ -8,7 +8,6 @@ from lumen.common.v1 import common_pb2
 from lumen.embeddings.v1 import embeddings_pb2 as pb
 from lumen.embeddings.v1 import embeddings_pb2_grpc as pb_grpc
 from services.embeddings.word_vectors import WordVectors
-from shared.errors import OK_STATUS, NotFound, status_proto_for
 from shared.repository_servicer import model_info
 from shared.vectors import to_proto
 
@@ -29,10 +28,10 @@ class WordEmbeddingServicer(pb_grpc.WordEmbeddingServiceServicer):
         lookup = self.words.vectors(list(request.words), request.model.name, request.model.version)
         return pb.GetWordVectorsResponse(
             vectors=[
-                pb.WordVector(word=word, vector=to_proto(vector, request.encoding), status=OK_STATUS)
-                if vector is not None
-                else pb.WordVector(word=word, status=status_proto_for(NotFound("word", word, f"words[{i}]")))
-                for i, (word, vector) in enumerate(zip(request.words, lookup.vectors, strict=True))
+                pb.WordVector(
+                    word=word, status=r.status, **({"vector": to_proto(r.value, request.encoding)} if r.ok else {})
+                )
+                for word, r in zip(request.words, lookup.vectors, strict=True)
             ],
             model=model_info(lookup.entry, self.service),
             usage=words_read(len(request.words)),

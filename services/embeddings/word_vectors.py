@@ -16,14 +16,15 @@ from services.embeddings.runtime_word2vec import TASK, KeyedVectorsModel
 from services.embeddings.settings import EmbeddingsSettings
 from shared.errors import InvalidArgument, NotFound
 from shared.repository import Entry, Lease, ModelRepository
+from shared.results import Result
 from shared.validation import check_texts, check_top_k
 
 
 @dataclass(frozen=True)
 class Lookup:
-    """Vectors of the requested words in order; None where the word is not in the vocabulary."""
+    """Vectors of the requested words in order; NOT_FOUND naming ``words[i]`` where the vocabulary lacks one."""
 
-    vectors: list[np.ndarray | None]
+    vectors: list[Result[np.ndarray]]
     entry: Entry
 
 
@@ -41,8 +42,15 @@ class WordVectors:
     def vectors(self, words: list[str], model: str = "", version: str = "") -> Lookup:
         self._check_words(words, "words")
         with self.model(model, version) as lease:
-            keys = [lease.model.key(w) for w in words]
-            return Lookup([None if k is None else lease.model.vector(k) for k in keys], lease.entry)
+            runtime = lease.model
+            keys = [runtime.key(w) for w in words]
+            return Lookup(
+                [
+                    Result.of(runtime.vector(k)) if k is not None else Result.failed(NotFound("word", w, f"words[{i}]"))
+                    for i, (w, k) in enumerate(zip(words, keys, strict=True))
+                ],
+                lease.entry,
+            )
 
     @staticmethod
     def _key(runtime: KeyedVectorsModel, word: str, field: str) -> str:

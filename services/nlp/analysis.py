@@ -12,7 +12,6 @@ import numpy as np
 
 from services.nlp import tasks
 from services.nlp.interfaces import ClassScores, EntityTaggerModel, TextClassifierModel
-from services.nlp.items import Outcome, check_count, check_texts, check_total_chars
 from services.nlp.runtime_hf_entities import STRATEGIES, Tagged
 from services.nlp.runtime_langid import LangidModel, restrict
 from services.nlp.runtime_vader import VaderSentiment
@@ -20,10 +19,13 @@ from services.nlp.runtime_zero_shot import Embedded, EmbeddingZeroShot
 from services.nlp.sentiment_labels import Polarity, SentimentClasses, vader_label
 from services.nlp.settings import NlpSettings
 from shared.errors import InvalidArgument
-from shared.model import BatchedModel
-from shared.repository import Entry, ModelRepository
+from shared.model import BatchedModel, Model
+from shared.repository import Entry, Lease, ModelRepository
+from shared.results import Checked, Result
+from shared.validation import check_count, check_each_text, check_total_chars
 
 T = TypeVar("T")
+M = TypeVar("M", bound=Model)
 Ranked = list[tuple[str, float]]  # (label, score), best first
 
 MAX_CLASSIFY, MAX_ZERO_SHOT, MAX_LABELS, MAX_LABEL_CHARS = 64, 32, 64, 256
@@ -34,7 +36,7 @@ DEFAULT_TEMPLATE = "This example is {}."
 
 @dataclass(frozen=True)
 class Answer(Generic[T]):
-    results: list[Outcome[T]]
+    results: list[Result[T]]
     tokens: int
     entry: Entry
 
@@ -50,27 +52,47 @@ def ranked(labels: list[str], scores: np.ndarray, top_k: int) -> Ranked:
     return [(labels[i], float(scores[i])) for i in order]
 
 
+@dataclass(frozen=True)
+class Takes(Generic[M]):
+    """The models an RPC takes: tasks, the runtime kind, the setting naming its default, what it needs."""
+
+    tasks: str | tuple[str, ...]
+    kind: type[M]
+    default: str  # NlpSettings field
+    capability: str = ""
+
+
+CLASSIFY = Takes(tasks.CLASSIFIERS, TextClassifierModel, "default_classifier", "class scores")
+ZERO_SHOT = Takes(tasks.ZERO_SHOT, EmbeddingZeroShot, "default_zero_shot", "zero-shot scoring")
+SENTIMENT = Takes((tasks.SENTIMENT, tasks.TEXT_CLASSIFICATION), BatchedModel, "default_sentiment")
+LANGUAGE = Takes(tasks.LANGUAGE_DETECTION, LangidModel, "default_language", "language ranking")
+ENTITIES = Takes(tasks.TOKEN_CLASSIFICATION, EntityTaggerModel, "default_entities", "token classification")
+
+
 class TextAnalysis:
     def __init__(self, repository: ModelRepository, settings: NlpSettings) -> None:
         self.repository = repository
         self.settings = settings
 
-    async def classify(self, texts: list[str], name: str, version: str, top_k: int) -> Answer[Ranked]:
-        check_count(texts, "texts", MAX_CLASSIFY)
+    def _hold(self, takes: Takes[M], name: str, version: str) -> Lease[M]:
+        default = str(getattr(self.settings, takes.default))
+        return self.repository.resolve(
+            name, version, takes.tasks, takes.kind, default=default, capability=takes.capability
+        )
+
+    def _check(self, texts: list[str], maximum: int) -> Checked:
+        """The call's texts: their count and total length bound the call, each text is checked on its own."""
+        check_count(texts, "texts", maximum)
         check_total_chars(texts, "texts", self.settings.max_call_chars)
+        return check_each_text(texts, "texts", self.settings.max_text_chars)
+
+    async def classify(self, texts: list[str], name: str, version: str, top_k: int) -> Answer[Ranked]:
+        checked = self._check(texts, MAX_CLASSIFY)
         top_k = top_k or 5
         if top_k > 1000:
             raise InvalidArgument("top_k", f"must be between 1 and 1000, got {top_k}")
-        with self.repository.resolve(
-            name,
-            version,
-            tasks.CLASSIFIERS,
-            TextClassifierModel,
-            default=self.settings.default_classifier,
-            capability="class scores",
-        ) as lease:
-            checked = check_texts(texts, "texts", self.settings.max_text_chars)
-            scores: list[ClassScores] = await lease.predict(checked.texts(texts)) if checked.valid else []
+        with self._hold(CLASSIFY, name, version) as lease:
+            scores: list[ClassScores] = await lease.predict(checked.pick(texts)) if checked.valid else []
             results = [ranked(lease.model.labels, s.scores, top_k) for s in scores]
             return Answer(checked.merge(len(texts), results), sum(s.tokens for s in scores), lease.entry)
 
@@ -84,8 +106,7 @@ class TextAnalysis:
         multi_label: bool,
         top_k: int,
     ) -> Answer[Ranked]:
-        check_count(texts, "texts", MAX_ZERO_SHOT)
-        check_total_chars(texts, "texts", self.settings.max_call_chars)
+        checked = self._check(texts, MAX_ZERO_SHOT)
         _check_labels(labels)
         if template and (len(template) > MAX_TEMPLATE_CHARS or template.count("{}") != 1):
             raise InvalidArgument(
@@ -93,16 +114,8 @@ class TextAnalysis:
             )
         if top_k > MAX_LABELS:
             raise InvalidArgument("top_k", f"must be between 0 and {MAX_LABELS}, got {top_k}")
-        with self.repository.resolve(
-            name,
-            version,
-            tasks.ZERO_SHOT,
-            EmbeddingZeroShot,
-            default=self.settings.default_zero_shot,
-            capability="zero-shot scoring",
-        ) as lease:
-            checked = check_texts(texts, "texts", self.settings.max_text_chars)
-            valid = checked.texts(texts)
+        with self._hold(ZERO_SHOT, name, version) as lease:
+            valid = checked.pick(texts)
             # Labels ride in the same batch as the texts: one pass of the encoder.
             embedded: list[Embedded] = await lease.predict(valid + labels) if valid else []
             text_vectors = np.stack([e.vector for e in embedded[: len(valid)]]) if valid else np.zeros((0, 1))
@@ -112,18 +125,10 @@ class TextAnalysis:
         return Answer(checked.merge(len(texts), results), sum(e.tokens for e in embedded), lease.entry)
 
     async def sentiment(self, texts: list[str], name: str, version: str) -> Answer[SentimentResult]:
-        check_count(texts, "texts", MAX_CLASSIFY)
-        check_total_chars(texts, "texts", self.settings.max_call_chars)
-        with self.repository.resolve(
-            name,
-            version,
-            (tasks.SENTIMENT, tasks.TEXT_CLASSIFICATION),
-            BatchedModel,
-            default=self.settings.default_sentiment,
-        ) as lease:
+        checked = self._check(texts, MAX_CLASSIFY)
+        with self._hold(SENTIMENT, name, version) as lease:
             entry, model = lease.entry, lease.model
-            checked = check_texts(texts, "texts", self.settings.max_text_chars)
-            valid = checked.texts(texts)
+            valid = checked.pick(texts)
             if isinstance(model, VaderSentiment):
                 raw: list[dict[str, float]] = await lease.predict(valid) if valid else []
                 return Answer(checked.merge(len(texts), [_vader_result(r) for r in raw]), 0, entry)
@@ -140,27 +145,18 @@ class TextAnalysis:
     async def languages(
         self, texts: list[str], name: str, version: str, top_k: int, candidates: list[str]
     ) -> Answer[Ranked]:
-        check_count(texts, "texts", MAX_LANGUAGE_TEXTS)
-        check_total_chars(texts, "texts", self.settings.max_call_chars)
+        checked = self._check(texts, MAX_LANGUAGE_TEXTS)
         top_k = top_k or 1
         if top_k > MAX_LANGUAGES:
             raise InvalidArgument("top_k", f"must be between 1 and {MAX_LANGUAGES}, got {top_k}")
         check_count(candidates, "candidate_languages", MAX_CANDIDATE_LANGUAGES, minimum=0)
-        with self.repository.resolve(
-            name,
-            version,
-            tasks.LANGUAGE_DETECTION,
-            LangidModel,
-            default=self.settings.default_language,
-            capability="language ranking",
-        ) as lease:
+        with self._hold(LANGUAGE, name, version) as lease:
             for i, code in enumerate(candidates):
                 if code not in lease.model.languages:
                     raise InvalidArgument(
                         f"candidate_languages[{i}]", f"{code!r} is not a language {lease.entry.config.name} knows"
                     )
-            checked = check_texts(texts, "texts", self.settings.max_text_chars)
-            rankings: list[Ranked] = await lease.predict(checked.texts(texts)) if checked.valid else []
+            rankings: list[Ranked] = await lease.predict(checked.pick(texts)) if checked.valid else []
         if candidates:
             rankings = [restrict(r, frozenset(candidates)) for r in rankings]
         return Answer(checked.merge(len(texts), [r[:top_k] for r in rankings]), 0, lease.entry)
@@ -168,22 +164,13 @@ class TextAnalysis:
     async def entities(
         self, texts: list[str], name: str, version: str, strategy: str, min_score: float
     ) -> Answer[Tagged]:
-        check_count(texts, "texts", MAX_ENTITY_TEXTS)
-        check_total_chars(texts, "texts", self.settings.max_call_chars)
+        checked = self._check(texts, MAX_ENTITY_TEXTS)
         if strategy not in STRATEGIES:
             raise InvalidArgument("aggregation", f"unknown aggregation {strategy!r}")
         if math.isnan(min_score) or not 0.0 <= min_score <= 1.0:
             raise InvalidArgument("min_score", f"must be in [0, 1], got {min_score}")
-        with self.repository.resolve(
-            name,
-            version,
-            tasks.TOKEN_CLASSIFICATION,
-            EntityTaggerModel,
-            default=self.settings.default_entities,
-            capability="token classification",
-        ) as lease:
-            checked = check_texts(texts, "texts", self.settings.max_text_chars)
-            valid = checked.texts(texts)
+        with self._hold(ENTITIES, name, version) as lease:
+            valid = checked.pick(texts)
             tagged: list[Tagged] = await lease.predict([(t, strategy) for t in valid]) if valid else []
         kept = [Tagged([e for e in t.entities if e.score >= min_score], t.tokens) for t in tagged]
         return Answer(checked.merge(len(texts), kept), sum(t.tokens for t in tagged), lease.entry)

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from google.rpc import status_pb2
-
 from lumen.nlp.v1 import nlp_pb2 as pb
 from services.nlp.generation_params import ASSISTANT, SYSTEM, USER, DecodingRequest
 from services.nlp.generation_scheduler import LENGTH, STOP, STOP_SEQUENCE
 from services.nlp.sentiment_labels import NEGATIVE, NEUTRAL, POSITIVE
-from shared.errors import OK_STATUS, LumenError, status_proto_for
 
 ROLES = {pb.CHAT_ROLE_SYSTEM: SYSTEM, pb.CHAT_ROLE_USER: USER, pb.CHAT_ROLE_ASSISTANT: ASSISTANT}
 FINISH = {STOP: pb.FINISH_REASON_STOP, LENGTH: pb.FINISH_REASON_LENGTH, STOP_SEQUENCE: pb.FINISH_REASON_STOP_SEQUENCE}
@@ -26,10 +23,6 @@ AGGREGATION = {
     pb.ENTITY_AGGREGATION_MAX: "max",
 }
 TASKS = {pb.TEXT_TASK_SUMMARIZE: "summarize", pb.TEXT_TASK_TRANSLATE: "translate", pb.TEXT_TASK_REWRITE: "rewrite"}
-
-
-def status(outcome: object) -> status_pb2.Status:
-    return status_proto_for(outcome) if isinstance(outcome, LumenError) else OK_STATUS
 
 
 def decoding(params: pb.GenerationParams) -> DecodingRequest:

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from services.nlp import tasks
 from services.nlp.generation_params import Decoding, DecodingRequest, check_chat, check_prompt, resolve
 from services.nlp.generation_scheduler import Event, Failed, Finished, GenerationJob, GenerationResult
-from services.nlp.items import Checked, Outcome, check_count, check_texts
 from services.nlp.runtime_causal_lm import CausalLM
 from services.nlp.runtime_seq2seq import Seq2SeqModel, Transformed
 from services.nlp.settings import NlpSettings
@@ -24,7 +23,9 @@ from services.nlp.transform_prompts import REWRITE, TRANSLATE, instruct_messages
 from shared.errors import FailedPrecondition, InvalidArgument, LumenError
 from shared.model import GenerativeModel
 from shared.repository import Entry, Lease, ModelRepository
+from shared.results import Checked, Result
 from shared.siblings import gather_or_cancel
+from shared.validation import check_count, check_each_text
 
 MAX_TRANSFORM_TEXTS, MAX_INSTRUCTION_CHARS = 16, 2000
 Messages = Sequence[tuple[str, str]]  # (role, content)
@@ -55,7 +56,7 @@ class Prepared:
 
 @dataclass(frozen=True)
 class TransformAnswer:
-    results: list[Outcome[Transformed]]
+    results: list[Result[Transformed]]
     input_tokens: int
     output_tokens: int
     entry: Entry
@@ -170,7 +171,7 @@ class Generation:
             GenerativeModel,
             default=self.settings.default_generator,
         ) as lease:
-            checked = check_texts(texts, "texts", self.settings.max_text_chars)
+            checked = check_each_text(texts, "texts", self.settings.max_text_chars)
             model = lease.model
             if isinstance(model, Seq2SeqModel):
                 return await self._seq2seq(
@@ -213,11 +214,13 @@ class Generation:
             # One failure cancels the sibling generations (waiting or running) instead of letting them finish.
             done = await gather_or_cancel(self.generate(Prepared(held, job)) for job in jobs.values())
         by_index = dict(zip(jobs, done, strict=True))
-        results: list[Outcome[Transformed]] = [
-            errors[i]
+        results: list[Result[Transformed]] = [
+            Result.failed(errors[i])
             if i in errors
-            else Transformed(
-                by_index[i].text, by_index[i].finish_reason, by_index[i].stop_sequence, by_index[i].output_tokens
+            else Result.of(
+                Transformed(
+                    by_index[i].text, by_index[i].finish_reason, by_index[i].stop_sequence, by_index[i].output_tokens
+                )
             )
             for i in range(len(texts))
         ]
@@ -254,7 +257,9 @@ class Generation:
                 model.transform, list(inputs.values()), decoding.max_new_tokens, decoding.sampling, decoding.stop
             )
         by_index = dict(zip(inputs, outputs, strict=True))
-        results: list[Outcome[Transformed]] = [errors[i] if i in errors else by_index[i] for i in range(len(texts))]
+        results: list[Result[Transformed]] = [
+            Result.failed(errors[i]) if i in errors else Result.of(by_index[i]) for i in range(len(texts))
+        ]
         return TransformAnswer(
             results, sum(len(ids) for ids in inputs.values()), sum(o.output_tokens for o in outputs), entry
         )

@@ -8,13 +8,14 @@ from lumen.common.v1 import common_pb2
 from lumen.nlp.v1 import nlp_pb2 as pb
 from lumen.nlp.v1 import nlp_pb2_grpc as pb_grpc
 from services.nlp.analysis import Ranked, TextAnalysis
-from services.nlp.convert import AGGREGATION, SENTIMENT, status
-from shared.errors import InvalidArgument, LumenError
+from services.nlp.convert import AGGREGATION, SENTIMENT
+from shared.errors import InvalidArgument
 from shared.repository_servicer import model_info
+from shared.results import item_messages
 
 
-def _labels(outcome: object) -> list[pb.ScoredLabel]:
-    return [] if isinstance(outcome, LumenError) else [pb.ScoredLabel(label=k, score=v) for k, v in outcome]  # type: ignore[attr-defined]
+def _labels(ranked: Ranked) -> dict[str, list[pb.ScoredLabel]]:
+    return {"labels": [pb.ScoredLabel(label=k, score=v) for k, v in ranked]}
 
 
 class TextAnalysisServicer(pb_grpc.TextAnalysisServiceServicer):
@@ -29,7 +30,7 @@ class TextAnalysisServicer(pb_grpc.TextAnalysisServiceServicer):
             list(request.texts), request.model.name, request.model.version, request.top_k
         )
         return pb.ClassifyTextResponse(
-            results=[pb.TextClassification(labels=_labels(r), status=status(r)) for r in answer.results],
+            results=item_messages(answer.results, pb.TextClassification, _labels),
             model=model_info(answer.entry, self.service),
             usage=common_pb2.Usage(input_tokens=answer.tokens),
         )
@@ -47,7 +48,7 @@ class TextAnalysisServicer(pb_grpc.TextAnalysisServiceServicer):
             request.top_k,
         )
         return pb.ClassifyZeroShotResponse(
-            results=[pb.ZeroShotClassification(labels=_labels(r), status=status(r)) for r in answer.results],
+            results=item_messages(answer.results, pb.ZeroShotClassification, _labels),
             model=model_info(answer.entry, self.service),
             usage=common_pb2.Usage(input_tokens=answer.tokens),
         )
@@ -56,19 +57,15 @@ class TextAnalysisServicer(pb_grpc.TextAnalysisServiceServicer):
         self, request: pb.AnalyzeSentimentRequest, context: grpc.aio.ServicerContext
     ) -> pb.AnalyzeSentimentResponse:
         answer = await self.analysis.sentiment(list(request.texts), request.model.name, request.model.version)
-        results = []
-        for r in answer.results:
-            if isinstance(r, LumenError):
-                results.append(pb.Sentiment(status=status(r)))
-            else:
-                results.append(
-                    pb.Sentiment(
-                        score=r.polarity.score,
-                        label=SENTIMENT[r.polarity.label],
-                        class_scores=_labels(r.classes),
-                        status=status(r),
-                    )
-                )
+        results = item_messages(
+            answer.results,
+            pb.Sentiment,
+            lambda r: {
+                "score": r.polarity.score,
+                "label": SENTIMENT[r.polarity.label],
+                "class_scores": _labels(r.classes)["labels"],
+            },
+        )
         return pb.AnalyzeSentimentResponse(
             results=results,
             model=model_info(answer.entry, self.service),
@@ -85,12 +82,12 @@ class TextAnalysisServicer(pb_grpc.TextAnalysisServiceServicer):
             request.top_k,
             list(request.candidate_languages),
         )
-
-        def languages(r: Ranked | LumenError) -> list[pb.LanguageScore]:
-            return [] if isinstance(r, LumenError) else [pb.LanguageScore(language_code=c, confidence=p) for c, p in r]
-
         return pb.DetectLanguageResponse(
-            results=[pb.LanguageDetection(languages=languages(r), status=status(r)) for r in answer.results],
+            results=item_messages(
+                answer.results,
+                pb.LanguageDetection,
+                lambda r: {"languages": [pb.LanguageScore(language_code=c, confidence=p) for c, p in r]},
+            ),
             model=model_info(answer.entry, self.service),
             usage=common_pb2.Usage(input_tokens=0),
         )
@@ -104,18 +101,16 @@ class TextAnalysisServicer(pb_grpc.TextAnalysisServiceServicer):
         answer = await self.analysis.entities(
             list(request.texts), request.model.name, request.model.version, strategy, request.min_score
         )
-        results = []
-        for r in answer.results:
-            entities = [] if isinstance(r, LumenError) else r.entities
-            results.append(
-                pb.EntityExtraction(
-                    entities=[
-                        pb.Entity(text=e.text, start_char=e.start, end_char=e.end, label=e.label, score=e.score)
-                        for e in entities
-                    ],
-                    status=status(r),
-                )
-            )
+        results = item_messages(
+            answer.results,
+            pb.EntityExtraction,
+            lambda r: {
+                "entities": [
+                    pb.Entity(text=e.text, start_char=e.start, end_char=e.end, label=e.label, score=e.score)
+                    for e in r.entities
+                ]
+            },
+        )
         return pb.ExtractEntitiesResponse(
             results=results,
             model=model_info(answer.entry, self.service),

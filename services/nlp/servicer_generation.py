@@ -15,12 +15,12 @@ import grpc
 from lumen.common.v1 import common_pb2
 from lumen.nlp.v1 import nlp_pb2 as pb
 from lumen.nlp.v1 import nlp_pb2_grpc as pb_grpc
-from services.nlp.convert import FINISH, TASKS, decoding, generation_input, status
+from services.nlp.convert import FINISH, TASKS, decoding, generation_input
 from services.nlp.generation import Generation, Prepared
 from services.nlp.generation_scheduler import Finished
-from services.nlp.runtime_seq2seq import Transformed
 from shared.errors import InvalidArgument
 from shared.repository_servicer import model_info
+from shared.results import item_messages
 
 
 class TextGenerationServicer(pb_grpc.TextGenerationServiceServicer):
@@ -103,12 +103,9 @@ class TextGenerationServicer(pb_grpc.TextGenerationServiceServicer):
             request.target_language,
             decoding(request.params),
         )
-        results = [
-            pb.TransformedText(text=r.text, finish_reason=FINISH[r.finish_reason], status=status(r))
-            if isinstance(r, Transformed)
-            else pb.TransformedText(status=status(r))
-            for r in answer.results
-        ]
+        results = item_messages(
+            answer.results, pb.TransformedText, lambda r: {"text": r.text, "finish_reason": FINISH[r.finish_reason]}
+        )
         return pb.TransformTextResponse(
             results=results,
             model=model_info(answer.entry, self.service),

@@ -7,10 +7,10 @@ import grpc
 from lumen.common.v1 import common_pb2
 from lumen.nlp.v1 import nlp_pb2 as pb
 from lumen.nlp.v1 import nlp_pb2_grpc as pb_grpc
-from services.nlp.convert import chat, status
+from services.nlp.convert import chat
 from services.nlp.tokens import Tokens
-from shared.errors import LumenError
 from shared.repository_servicer import model_info
+from shared.results import item_messages
 
 
 class TokenizerServicer(pb_grpc.TokenizerServiceServicer):
@@ -22,15 +22,13 @@ class TokenizerServicer(pb_grpc.TokenizerServiceServicer):
         results, entry = await self.tokens.tokenize(
             list(request.texts), request.model.name, request.model.version, request.add_special_tokens
         )
-        out = []
-        for r in results:
-            pieces = [] if isinstance(r, LumenError) else r
-            out.append(
-                pb.TokenizedText(
-                    tokens=[pb.Token(id=p.id, piece=p.piece, start_char=p.start, end_char=p.end) for p in pieces],
-                    status=status(r),
-                )
-            )
+        out = item_messages(
+            results,
+            pb.TokenizedText,
+            lambda pieces: {
+                "tokens": [pb.Token(id=p.id, piece=p.piece, start_char=p.start, end_char=p.end) for p in pieces]
+            },
+        )
         tokens = sum(len(t.tokens) for t in out)
         return pb.TokenizeResponse(
             results=out, model=model_info(entry, self.service), usage=common_pb2.Usage(input_tokens=tokens)
@@ -43,10 +41,7 @@ class TokenizerServicer(pb_grpc.TokenizerServiceServicer):
         counted = await self.tokens.count(
             list(request.texts), conversation, request.model.name, request.model.version, request.add_special_tokens
         )
-        counts = [
-            pb.TokenCount(status=status(c)) if isinstance(c, LumenError) else pb.TokenCount(count=c, status=status(c))
-            for c in counted.counts
-        ]
+        counts = item_messages(counted.counts, pb.TokenCount, lambda count: {"count": count})
         total = sum(c.count for c in counts)
         return pb.CountTokensResponse(
             counts=counts,

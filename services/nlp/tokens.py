@@ -10,11 +10,12 @@ from dataclasses import dataclass
 from services.nlp import tasks
 from services.nlp.generation_params import check_chat
 from services.nlp.interfaces import TokenizerModel
-from services.nlp.items import Outcome, check_count, check_texts, check_total_chars
 from services.nlp.runtime_causal_lm import CausalLM
 from services.nlp.settings import NlpSettings
 from shared.errors import FailedPrecondition, InvalidArgument
 from shared.repository import Entry, Lease, ModelRepository
+from shared.results import Result
+from shared.validation import check_count, check_each_text, check_total_chars
 
 MAX_TOKENIZE, MAX_COUNT = 64, 256
 
@@ -29,7 +30,7 @@ class Piece:
 
 @dataclass(frozen=True)
 class Counted:
-    counts: list[Outcome[int]]
+    counts: list[Result[int]]
     context_length: int
     entry: Entry
 
@@ -82,12 +83,12 @@ class Tokens:
 
     async def tokenize(
         self, texts: list[str], name: str, version: str, special: bool
-    ) -> tuple[list[Outcome[list[Piece]]], Entry]:
+    ) -> tuple[list[Result[list[Piece]]], Entry]:
         check_count(texts, "texts", MAX_TOKENIZE)
         check_total_chars(texts, "texts", self.settings.max_call_chars)
         with self._model(name, version) as lease:
-            checked = check_texts(texts, "texts", self.settings.max_text_chars, allow_empty=True)
-            valid = checked.texts(texts)
+            checked = check_each_text(texts, "texts", self.settings.max_text_chars, allow_empty=True)
+            valid = checked.pick(texts)
             results = await asyncio.to_thread(tokenize, lease.model, valid, special) if valid else []
             return checked.merge(len(texts), results), lease.entry
 
@@ -104,10 +105,10 @@ class Tokens:
                     raise FailedPrecondition(f"chat: model {entry.config.name!r} has no chat template")
                 messages = [{"role": role, "content": content} for role, content in chat]
                 ids = await asyncio.to_thread(model.encode_chat, messages)
-                return Counted([len(ids)], model.context_length, entry)
+                return Counted([Result.of(len(ids))], model.context_length, entry)
             check_count(texts, "texts", MAX_COUNT)
             check_total_chars(texts, "texts", self.settings.max_call_chars)
-            checked = check_texts(texts, "texts", self.settings.max_text_chars, allow_empty=True)
-            valid = checked.texts(texts)
+            checked = check_each_text(texts, "texts", self.settings.max_text_chars, allow_empty=True)
+            valid = checked.pick(texts)
             counts = await asyncio.to_thread(count, model, valid, special) if valid else []
             return Counted(checked.merge(len(texts), counts), model.context_length, entry)

@@ -13,13 +13,13 @@ from typing import Any
 
 import numpy as np
 
-from shared.model import Model
+from shared.model import BatchedModel
 
 FRAMEWORK = "keras-tabular"
 TASK = "tabular-classification"
 
 
-class TabularClassifier(Model):
+class TabularClassifier(BatchedModel):
     def load(self) -> None:
         import keras
         import tensorflow as tf

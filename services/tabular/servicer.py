@@ -10,8 +10,8 @@ import numpy as np
 from lumen.tabular.v1 import tabular_pb2, tabular_pb2_grpc
 from services.tabular.runtime_keras_tabular import TASK, TabularClassifier
 from services.tabular.settings import TabularSettings
-from shared.errors import OK_STATUS, FailedPrecondition, InvalidArgument, status_proto_for
-from shared.repository import ModelRepository
+from shared.errors import OK_STATUS, InvalidArgument, status_proto_for
+from shared.repository import Entry, ModelRepository
 from shared.repository_servicer import model_info
 
 
@@ -24,10 +24,12 @@ class TabularServicer(tabular_pb2_grpc.TabularServiceServicer):
     ) -> tabular_pb2.PredictResponse:
         if not request.rows or len(request.rows) > self.settings.max_rows:
             raise InvalidArgument("rows", f"1 to {self.settings.max_rows} rows, got {len(request.rows)}")
-        entry = self.repository.get(request.model.name, TASK, request.model.version)
-        model = entry.model
-        if entry.model is not None and not isinstance(model, TabularClassifier):
-            raise FailedPrecondition(f"model {entry.config.name!r} cannot serve Predict")
+        with self.repository.resolve(
+            request.model.name, request.model.version, TASK, TabularClassifier, capability="tabular Predict"
+        ) as lease:
+            return await self._predict(request, lease.entry)
+
+    async def _predict(self, request: tabular_pb2.PredictRequest, entry: Entry) -> tabular_pb2.PredictResponse:
         width = len(entry.config.parameters.get("features", []))
         labels = [str(label) for label in entry.config.parameters.get("labels", [])]
         out: list[tabular_pb2.RowPrediction | None] = [None] * len(request.rows)

@@ -27,9 +27,9 @@ from services.vision.results import (
     FaceQuery,
 )
 from services.vision.settings import VisionSettings
-from shared.errors import LumenError
 from shared.model import BatchedModel
 from shared.repository import Entry, Lease, ModelRepository
+from shared.results import Result
 
 T = TypeVar("T")
 
@@ -40,12 +40,14 @@ MAX_RESULTS = 1000
 
 
 @dataclass(frozen=True)
-class Outcome(Generic[T]):
-    """One input image's answer: its size and value, or why it was not processed."""
+class OnImage(Generic[T]):
+    """What the model found on one decoded image (whose size the answer reports)."""
 
-    image: Decoded | None
-    value: T | None = None
-    error: LumenError | None = None
+    image: Decoded
+    value: T
+
+
+Outcome = Result[OnImage[T]]  # one input image's answer, or why it was not processed
 
 
 @dataclass(frozen=True)
@@ -62,7 +64,7 @@ class Analysis(Generic[T]):
 
     @property
     def processed(self) -> int:
-        return sum(1 for o in self.outcomes if o.error is None)
+        return sum(1 for o in self.outcomes if o.ok)
 
 
 def top_labels(probabilities: np.ndarray, labels: LabelMap, top_k: int, threshold: float) -> list[ScoredLabel]:
@@ -81,7 +83,7 @@ class ImageAnalyzer:
         self.limits = Limits(settings.max_image_bytes, settings.max_image_pixels, settings.max_call_pixels)
         configure_pillow(self.limits)
 
-    async def decode(self, images: Sequence[common_pb2.Image], maximum: int) -> list[Decoded | LumenError]:
+    async def decode(self, images: Sequence[common_pb2.Image], maximum: int) -> list[Result[Decoded]]:
         check_count(images, "images", maximum)
         return await asyncio.to_thread(decode_each, images, "images", self.limits)
 
@@ -99,11 +101,9 @@ class ImageAnalyzer:
     ) -> Analysis[T]:
         """Decode, batch the decodable images through the held model, keep per-image errors in place."""
         decoded = await self.decode(images, maximum)
-        ready = [d for d in decoded if isinstance(d, Decoded)]
+        ready = [d.value for d in decoded if d.ok]
         values = iter(await lease.predict([item(d) for d in ready]) if ready else [])
-        outcomes: list[Outcome[T]] = [
-            Outcome(d, finish(next(values))) if isinstance(d, Decoded) else Outcome(None, error=d) for d in decoded
-        ]
+        outcomes = [d.map(lambda image: OnImage(image, finish(next(values)))) for d in decoded]
         return Analysis(outcomes, lease.entry)
 
     async def classify(

@@ -2,29 +2,32 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 from google.protobuf.message import Message
-from google.rpc import status_pb2
 
 from lumen.common.v1 import common_pb2
 from lumen.vision.v1 import vision_pb2 as pb
-from services.vision.analysis import Analysis, Outcome
+from services.vision.analysis import Analysis
 from services.vision.results import Box, FaceFound
-from shared.errors import OK_STATUS, LumenError, status_proto_for
+from shared.results import item_messages
+
+T = TypeVar("T")
+P = TypeVar("P")
 
 
 def box(value: Box) -> pb.BoundingBox:
     return pb.BoundingBox(x_min=value.x_min, y_min=value.y_min, x_max=value.x_max, y_max=value.y_max)
 
 
-def status(error: LumenError | None) -> status_pb2.Status:
-    return OK_STATUS if error is None else status_proto_for(error)
-
-
-def size(outcome: Outcome) -> dict[str, int]:
-    """width/height fields of a per-image result (0 when the image was not decoded)."""
-    if outcome.image is None:
-        return {"width": 0, "height": 0}
-    return {"width": outcome.image.width, "height": outcome.image.height}
+def per_image(analysis: Analysis[T], message: Callable[..., P], fields: Callable[[T], dict[str, Any]]) -> list[P]:
+    """One result message per input image: its status, and its size and ``fields`` where it was analysed."""
+    return item_messages(
+        analysis.outcomes,
+        message,
+        lambda found: {"width": found.image.width, "height": found.image.height, **fields(found.value)},
+    )
 
 
 def usage(analysis: Analysis) -> common_pb2.Usage:

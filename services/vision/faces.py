@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lumen.common.v1 import common_pb2
-from services.vision.analysis import Analysis, ImageAnalyzer, Outcome
+from services.vision.analysis import Analysis, ImageAnalyzer, OnImage, Outcome
 from services.vision.checks import count_option, distance_threshold, text_length
 from services.vision.galleries import (
     MAX_ID_CHARS,
@@ -29,9 +29,10 @@ from services.vision.galleries import (
 )
 from services.vision.images import Decoded, decode_message
 from services.vision.results import FACE_DETECTION, FACE_EMBEDDING, Box, EmbedQuery, FaceQuery, FaceVector
-from shared.errors import FailedPrecondition, InvalidArgument, LumenError, NotFound, ResourceExhausted
+from shared.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
 from shared.model import BatchedModel
 from shared.repository import Entry, Lease
+from shared.results import Result
 
 DEFAULT_MAX_FACES = 100
 MAX_FACES = 1000
@@ -62,7 +63,7 @@ class Identification:
 @dataclass(frozen=True)
 class Enrolment:
     person: PersonInfo | None
-    statuses: list[LumenError | None]  # None: enrolled
+    statuses: list[Result[None]]  # OK: enrolled
     enrolled: int
     processed: int
 
@@ -106,9 +107,9 @@ class FaceRecognizer:
         max_faces: int,
     ) -> list[Outcome[list[FaceVector]]]:
         decoded = await self.analyzer.decode(images, self.analyzer.settings.max_images)
-        ready = [d for d in decoded if isinstance(d, Decoded)]
+        ready = [d.value for d in decoded if d.ok]
         vectors = iter(await self._embed_decoded(entry, detector, ready, max_faces))
-        return [Outcome(d, next(vectors)) if isinstance(d, Decoded) else Outcome(None, error=d) for d in decoded]
+        return [d.map(lambda image: OnImage(image, next(vectors))) for d in decoded]
 
     async def embed(
         self,
@@ -193,29 +194,33 @@ class FaceRecognizer:
         with await self._gallery_model(gallery) as lease:
             # Two faces per image are enough to tell "exactly one" from "several".
             outcomes = await self._embed_all(lease, None, images, 2)
-        statuses: list[LumenError | None] = []
+        statuses: list[Result[None]] = []
         vectors: list[np.ndarray] = []
         for i, outcome in enumerate(outcomes):
-            faces = outcome.value or []
+            faces = outcome.value.value if outcome.ok else []
             if outcome.error is not None:
-                statuses.append(outcome.error)
+                statuses.append(Result.failed(outcome.error))
             elif len(faces) != 1:
                 why = "holds no face the model's detector could find" if not faces else "shows more than one face"
-                statuses.append(InvalidArgument(f"images[{i}]", f"{why}; enrolment takes photos of exactly one face"))
+                statuses.append(
+                    Result.failed(InvalidArgument(f"images[{i}]", f"{why}; enrolment takes photos of exactly one face"))
+                )
             else:
-                statuses.append(None)
+                statuses.append(Result.of(None))
                 vectors.append(faces[0].vector)
         person, accepted = await asyncio.to_thread(self.store.enroll, gallery, person_id, display_name, vectors)
         # Images past the per-person face limit are refused, in input order.
         fitted = 0
         for i, status in enumerate(statuses):
-            if status is None:
+            if status.ok:
                 fitted += 1
                 if fitted > accepted:
-                    statuses[i] = ResourceExhausted(
-                        f"images[{i}]: person {person_id!r} already has the most faces allowed", f"images[{i}]"
+                    statuses[i] = Result.failed(
+                        ResourceExhausted(
+                            f"images[{i}]: person {person_id!r} already has the most faces allowed", f"images[{i}]"
+                        )
                     )
-        processed = sum(1 for o in outcomes if o.error is None)
+        processed = sum(1 for o in outcomes if o.ok)
         return Enrolment(person, statuses, accepted, processed)
 
     async def identify(
@@ -234,12 +239,10 @@ class FaceRecognizer:
             match_below = self._threshold(lease, threshold, "threshold")
             outcomes = await self._embed_all(lease, found_by, images, limit)
         entry = lease.entry
-        faces = [f for o in outcomes for f in (o.value or [])]
+        faces = [f for o in outcomes if o.ok for f in o.value.value]
         nearest = iter(await asyncio.to_thread(self.store.nearest, gallery, [f.vector for f in faces], k))
         identified = [
-            Outcome(o.image, [IdentifiedFace(f.box, next(nearest)) for f in (o.value or [])], o.error)
-            if o.error is None
-            else o
+            o.map(lambda found: OnImage(found.image, [IdentifiedFace(f.box, next(nearest)) for f in found.value]))
             for o in outcomes
         ]
-        return Identification(Analysis(identified, entry), match_below)  # type: ignore[arg-type]
+        return Identification(Analysis(identified, entry), match_below)

@@ -26,6 +26,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from lumen.common.v1 import common_pb2
 from shared.errors import InvalidArgument, LumenError, ResourceExhausted
+from shared.results import Result
 
 # (Camera JPEGs with extra frames, "MPO", open through the JPEG plugin.)
 FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF")
@@ -165,13 +166,13 @@ def decode_message(image: common_pb2.Image, field: str, limits: Limits, budget: 
     return decode(image.content, field, limits, budget)
 
 
-def decode_each(images: Sequence[common_pb2.Image], field: str, limits: Limits) -> list[Decoded | LumenError]:
+def decode_each(images: Sequence[common_pb2.Image], field: str, limits: Limits) -> list[Result[Decoded]]:
     """Decode every image, keeping each one's error in its place (batch RPCs answer per image)."""
-    outcomes: list[Decoded | LumenError] = []
+    outcomes: list[Result[Decoded]] = []
     budget = [limits.max_call_pixels]
     for i, image in enumerate(images):
         try:
-            outcomes.append(decode_message(image, f"{field}[{i}]", limits, budget))
+            outcomes.append(Result.of(decode_message(image, f"{field}[{i}]", limits, budget)))
         except LumenError as exc:
-            outcomes.append(exc)
+            outcomes.append(Result.failed(exc))
     return outcomes

@@ -23,14 +23,13 @@ class ImageAnalysisServicer(pb_grpc.ImageAnalysisServiceServicer):
             request.images, request.model.name, request.model.version, request.top_k, request.score_threshold
         )
         return pb.ClassifyImagesResponse(
-            results=[
-                pb.ImageClassification(
-                    labels=[pb.ScoredLabel(label_id=s.label_id, label=s.label, score=s.score) for s in o.value or []],
-                    status=convert.status(o.error),
-                    **convert.size(o),
-                )
-                for o in analysis.outcomes
-            ],
+            results=convert.per_image(
+                analysis,
+                pb.ImageClassification,
+                lambda found: {
+                    "labels": [pb.ScoredLabel(label_id=s.label_id, label=s.label, score=s.score) for s in found]
+                },
+            ),
             model=model_info(analysis.entry, self.service),
             usage=convert.usage(analysis),
         )
@@ -46,17 +45,16 @@ class ImageAnalysisServicer(pb_grpc.ImageAnalysisServiceServicer):
             request.max_results,
         )
         return pb.DetectObjectsResponse(
-            results=[
-                pb.ObjectDetection(
-                    objects=[
+            results=convert.per_image(
+                analysis,
+                pb.ObjectDetection,
+                lambda found: {
+                    "objects": [
                         pb.DetectedObject(box=convert.box(d.box), label_id=d.label_id, label=d.label, score=d.score)
-                        for d in o.value or []
-                    ],
-                    status=convert.status(o.error),
-                    **convert.size(o),
-                )
-                for o in analysis.outcomes
-            ],
+                        for d in found
+                    ]
+                },
+            ),
             model=model_info(analysis.entry, self.service),
             usage=convert.usage(analysis),
         )
@@ -73,14 +71,9 @@ class ImageAnalysisServicer(pb_grpc.ImageAnalysisServiceServicer):
             request.landmarks,
         )
         return pb.DetectFacesResponse(
-            results=[
-                pb.FaceDetection(
-                    faces=[convert.face(f) for f in o.value or []],
-                    status=convert.status(o.error),
-                    **convert.size(o),
-                )
-                for o in analysis.outcomes
-            ],
+            results=convert.per_image(
+                analysis, pb.FaceDetection, lambda found: {"faces": [convert.face(f) for f in found]}
+            ),
             model=model_info(analysis.entry, self.service),
             usage=convert.usage(analysis),
         )

@@ -10,7 +10,9 @@ from lumen.vision.v1 import vision_pb2_grpc as pb_grpc
 from services.vision import convert
 from services.vision.faces import FaceRecognizer
 from services.vision.galleries import GalleryInfo, PersonInfo
+from shared.pages import page
 from shared.repository_servicer import model_info
+from shared.results import item_messages
 from shared.vectors import to_proto
 
 
@@ -45,16 +47,16 @@ class FaceRecognitionServicer(pb_grpc.FaceRecognitionServiceServicer):
             request.max_faces,
         )
         return pb.EmbedFacesResponse(
-            results=[
-                pb.ImageFaceEmbeddings(
-                    faces=[
+            results=item_messages(
+                analysis.outcomes,
+                pb.ImageFaceEmbeddings,
+                lambda found: {
+                    "faces": [
                         pb.FaceEmbedding(box=convert.box(f.box), embedding=to_proto(f.vector, request.encoding))
-                        for f in o.value or []
-                    ],
-                    status=convert.status(o.error),
-                )
-                for o in analysis.outcomes
-            ],
+                        for f in found.value
+                    ]
+                },
+            ),
             model=model_info(analysis.entry, self.service),
             usage=convert.usage(analysis),
         )
@@ -99,7 +101,10 @@ class FaceRecognitionServicer(pb_grpc.FaceRecognitionServiceServicer):
     async def ListGalleries(
         self, request: pb.ListGalleriesRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListGalleriesResponse:
-        return pb.ListGalleriesResponse(galleries=[_gallery(g) for g in await self.faces.list_galleries()])
+        found, next_token = page(
+            await self.faces.list_galleries(), lambda g: g.name, request.page_size, request.page_token
+        )
+        return pb.ListGalleriesResponse(galleries=[_gallery(g) for g in found], next_page_token=next_token)
 
     async def EnrollPerson(
         self, request: pb.EnrollPersonRequest, context: grpc.aio.ServicerContext
@@ -107,7 +112,7 @@ class FaceRecognitionServicer(pb_grpc.FaceRecognitionServiceServicer):
         result = await self.faces.enroll(request.gallery, request.person_id, request.display_name, request.images)
         return pb.EnrollPersonResponse(
             person=_person(result.person) if result.person else None,
-            statuses=[convert.status(s) for s in result.statuses],
+            statuses=[s.status for s in result.statuses],
             enrolled=result.enrolled,
             usage=common_pb2.Usage(images=result.processed),
         )
@@ -121,7 +126,9 @@ class FaceRecognitionServicer(pb_grpc.FaceRecognitionServiceServicer):
     async def ListPersons(
         self, request: pb.ListPersonsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListPersonsResponse:
-        return pb.ListPersonsResponse(persons=[_person(p) for p in await self.faces.list_persons(request.gallery)])
+        persons = await self.faces.list_persons(request.gallery)
+        found, next_token = page(persons, lambda p: p.person_id, request.page_size, request.page_token, request.gallery)
+        return pb.ListPersonsResponse(persons=[_person(p) for p in found], next_page_token=next_token)
 
     async def IdentifyFaces(
         self, request: pb.IdentifyFacesRequest, context: grpc.aio.ServicerContext
@@ -137,9 +144,11 @@ class FaceRecognitionServicer(pb_grpc.FaceRecognitionServiceServicer):
         )
         analysis = result.analysis
         return pb.IdentifyFacesResponse(
-            results=[
-                pb.FaceIdentification(
-                    faces=[
+            results=item_messages(
+                analysis.outcomes,
+                pb.FaceIdentification,
+                lambda found: {
+                    "faces": [
                         pb.IdentifiedFace(
                             box=convert.box(face.box),
                             candidates=[
@@ -152,12 +161,10 @@ class FaceRecognitionServicer(pb_grpc.FaceRecognitionServiceServicer):
                                 for c in face.candidates
                             ],
                         )
-                        for face in o.value or []
-                    ],
-                    status=convert.status(o.error),
-                )
-                for o in analysis.outcomes
-            ],
+                        for face in found.value
+                    ]
+                },
+            ),
             threshold=result.threshold,
             model=model_info(analysis.entry, self.service),
             usage=convert.usage(analysis),

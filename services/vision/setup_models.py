@@ -92,6 +92,36 @@ PLATES = {
 
 
 def main(repository: Path) -> None:
+    write_packaged(repository)
+    facts = write_digits(repository)
+    print(f"vision repository ready in {repository} (digits-cnn: {facts})")
+
+
+def write_digits(repository: Path) -> dict[str, Any]:
+    """The digits CNN, trained here unless already there (the one model that takes a while)."""
+    digits = repository / "digits-cnn"
+    if (digits / "model.keras").is_file() and (digits / "model.json").is_file():
+        facts = json.loads((digits / "model.json").read_text()).get("parameters", {}).get("training", {})
+    else:
+        facts = train_digits(digits)
+    write_config(
+        repository,
+        "digits-cnn",
+        {
+            "task": "image-classification",
+            "framework": "keras",
+            "path": "model.keras",
+            "version": "1",
+            "batching": {"max_batch_size": 64, "max_delay_ms": 2, "max_queue_size": 1024},
+            # Pixels (0..255, ink bright) / 255 gives the training scale (digits / 16).
+            "parameters": {"labels": "labels.json", "scale": 1 / 255, "resample": "box", "training": facts},
+        },
+    )
+    return facts
+
+
+def write_packaged(repository: Path) -> None:
+    """The models that ship in wheels: classifier, detectors and face models (seconds, no training)."""
     # One unique, readable name per class (labels.imagenet_labels), written before its config.
     classifier = repository / "efficientnet-lite0"
     classifier.mkdir(parents=True, exist_ok=True)
@@ -110,24 +140,6 @@ def main(repository: Path) -> None:
                 "variant": "efficientnet-lite0",
                 "labels": "labels.json",
             },
-        },
-    )
-    digits = repository / "digits-cnn"
-    if (digits / "model.keras").is_file() and (digits / "model.json").is_file():
-        facts = json.loads((digits / "model.json").read_text()).get("parameters", {}).get("training", {})
-    else:
-        facts = train_digits(digits)
-    write_config(
-        repository,
-        "digits-cnn",
-        {
-            "task": "image-classification",
-            "framework": "keras",
-            "path": "model.keras",
-            "version": "1",
-            "batching": {"max_batch_size": 64, "max_delay_ms": 2, "max_queue_size": 1024},
-            # Pixels (0..255, ink bright) / 255 gives the training scale (digits / 16).
-            "parameters": {"labels": "labels.json", "scale": 1 / 255, "resample": "box", "training": facts},
         },
     )
     # The OpenCV and dlib wheels run on the CPU only: "device": "cpu" keeps ModelInfo honest on a GPU node.
@@ -188,7 +200,6 @@ def main(repository: Path) -> None:
         },
     )
     write_face_models(repository)
-    print(f"vision repository ready in {repository} (digits-cnn: {facts})")
 
 
 def write_face_models(repository: Path) -> None:

@@ -324,3 +324,35 @@ async def test_bad_input_gets_a_clear_status_and_service_keeps_serving(
     assert field in error.value.details()
     ok = await stub.Search(pb.SearchRequest(collection=corpus, text="still serving", top_k=1))
     assert len(ok.hits) == 1
+
+
+async def test_list_collections_pages_by_name_through_a_write_between_pages(embeddings_channel) -> None:
+    stub = collections(embeddings_channel)
+    names = [f"paged-{i}" for i in range(5)]
+    for name in names:
+        await stub.CreateCollection(pb.CreateCollectionRequest(name=name))
+    try:
+        first = await stub.ListCollections(pb.ListCollectionsRequest(page_size=2))
+        assert len(first.collections) == 2 and first.next_page_token
+        # A collection created between pages, before the token's place, neither repeats nor shifts the rest.
+        await stub.CreateCollection(pb.CreateCollectionRequest(name="a-paged"))
+        names.append("a-paged")
+        seen = [c.name for c in first.collections]
+        token = first.next_page_token
+        while token:
+            page = await stub.ListCollections(pb.ListCollectionsRequest(page_size=2, page_token=token))
+            seen.extend(c.name for c in page.collections)
+            token = page.next_page_token
+        everything = await stub.ListCollections(pb.ListCollectionsRequest(page_size=1000))
+        assert seen == sorted(seen) and len(seen) == len(set(seen))
+        assert set(seen) == {c.name for c in everything.collections} - {"a-paged"}
+        for bad, field in (
+            (pb.ListCollectionsRequest(page_size=-1), "page_size"),
+            (pb.ListCollectionsRequest(page_token="not-a-token"), "page_token"),
+        ):
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await stub.ListCollections(bad)
+            assert refused.value.code() is grpc.StatusCode.INVALID_ARGUMENT and field in refused.value.details()
+    finally:
+        for name in names:
+            await stub.DeleteCollection(pb.DeleteCollectionRequest(name=name))

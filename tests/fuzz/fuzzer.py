@@ -36,9 +36,7 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoRe
 FAILING = {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN}
 # Found by this fuzzer and reported to their owners, not fixed yet: their INTERNAL answers
 # are printed as KNOWN (never hidden) but do not fail the run. Remove an entry with its fix.
-KNOWN_INTERNAL = {
-    "/lumen.tabular.v1.TabularService/Predict": "INTERNAL on fuzzed rows (found 2026-12-01, tabular owner)",
-}
+KNOWN_INTERNAL: dict[str, str] = {}
 # Mutations that would take state away from other tests sharing the suite are
 # still fuzzed, but never with names that exist (random names only).
 MAX_RESPONSES = 200

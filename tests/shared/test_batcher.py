@@ -12,7 +12,7 @@ import threading
 import pytest
 
 from shared.batcher import BatchingConfig, DynamicBatcher
-from shared.errors import ResourceExhausted
+from shared.errors import ResourceExhausted, Unavailable
 
 
 class Recorder:
@@ -139,7 +139,7 @@ async def test_close_finishes_queued_work_then_refuses() -> None:
     await asyncio.sleep(0)
     await batcher.close()
     assert [t.result() for t in pending] == [[i * i] for i in range(6)]
-    with pytest.raises(ResourceExhausted):
+    with pytest.raises(Unavailable):  # shutting down: retryable, as everywhere
         await batcher.submit([1])
 
 

@@ -99,6 +99,6 @@ def test_pixel_and_byte_limits() -> None:
 def test_each_image_keeps_its_own_error() -> None:
     images = [samples.message(samples.one_pixel()), common_pb2.Image(), samples.message(b"nope")]
     outcomes = decode_each(images, "images", LIMITS)
-    assert outcomes[0].width == 1  # type: ignore[union-attr]
-    assert isinstance(outcomes[1], InvalidArgument) and outcomes[1].violations[0][0] == "images[1]"
-    assert isinstance(outcomes[2], InvalidArgument) and outcomes[2].violations[0][0] == "images[2]"
+    assert outcomes[0].value.width == 1
+    assert isinstance(outcomes[1].error, InvalidArgument) and outcomes[1].error.violations[0][0] == "images[1]"
+    assert isinstance(outcomes[2].error, InvalidArgument) and outcomes[2].error.violations[0][0] == "images[2]"

@@ -1,0 +1,56 @@
+"""How the CLI prints: human lines, or proto3 JSON with --json, and one line per error."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+from google.protobuf import json_format
+from google.protobuf.message import Message
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+
+def emit(args: argparse.Namespace, message: Message | list[Message], human: Callable[[], None]) -> None:
+    """Proto3 JSON of the response(s) with --json, else the command's own human lines."""
+    if args.json:
+        if isinstance(message, list):
+            print(json.dumps([json_format.MessageToDict(m) for m in message], indent=2))
+        else:
+            print(json_format.MessageToJson(message, indent=2))
+    else:
+        human()
+
+
+def error_line(exc: grpc.RpcError) -> str:
+    """``ERROR <STATUS>: <message> (field: x)``, the field taken from google.rpc.BadRequest when sent."""
+    code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
+    line = f"ERROR {code.name}: {exc.details() if hasattr(exc, 'details') else exc}"
+    fields = []
+    try:
+        status = rpc_status.from_call(exc)  # type: ignore[arg-type]
+    except (AttributeError, ValueError):
+        status = None  # no call details (e.g. the channel never connected)
+    for detail in status.details if status else ():
+        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+            bad = error_details_pb2.BadRequest()
+            detail.Unpack(bad)
+            fields += [v.field for v in bad.field_violations if v.field]
+    if fields:
+        line += f" (field: {', '.join(fields)})"
+    return line
+
+
+def progress(total: int, label: str, quiet: bool) -> Any:
+    """A tqdm bar on stderr (stdout stays machine-readable); ``bar.update(n)`` as work is done."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=label, unit="doc", file=sys.stderr, disable=quiet)
+
+
+def to_dict(message: Message) -> dict[str, Any]:
+    return json_format.MessageToDict(message)
