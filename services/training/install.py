@@ -78,7 +78,13 @@ def place(repository: Path, recipe: Recipe, job: JobRecord, staged: Path, output
     (target / CONFIG_FILE).write_text(
         json.dumps({"name": job.model_name, **config, "path": output.get("path", ".")}, indent=2) + "\n"
     )
-    write_config(repository, job.model_name, {**config, "path": f"versions/{version}/{output.get('path', '.')}"})
+    # The name's own model.json sits two folders up: its path and file parameters point into the version.
+    here = f"versions/{version}/"
+    files = set(output.get("files", ()))
+    parameters = {k: here + v if k in files else v for k, v in output["parameters"].items()}
+    write_config(
+        repository, job.model_name, {**config, "parameters": parameters, "path": here + output.get("path", ".")}
+    )
     return str(version)
 
 

@@ -93,6 +93,7 @@ def run(job_dir: Path) -> int:
             "parameters": output.parameters,
             "metrics": output.metrics,
             "path": output.path,
+            "files": list(output.files),
         }
     )
     return 0

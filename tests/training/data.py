@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import zipfile
 from collections.abc import AsyncIterator
 
 from lumen.training.v1 import training_pb2 as pb
@@ -38,6 +39,21 @@ def lee_corpus() -> bytes:
 
     with open(datapath("lee_background.cor"), "rb") as corpus:
         return corpus.read()
+
+
+def digits_zip() -> bytes:
+    """scikit-learn's 8x8 digits as grey PNGs (0..16 scaled to 0..255) in one folder per digit."""
+    from PIL import Image
+    from sklearn import datasets
+
+    bunch = datasets.load_digits()
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        for n, (image, target) in enumerate(zip(bunch.images, bunch.target, strict=True)):
+            png = io.BytesIO()
+            Image.fromarray((image * 255 / 16).round().astype("uint8"), "L").save(png, "PNG")
+            archive.writestr(f"{target}/{n:04d}.png", png.getvalue())
+    return out.getvalue()
 
 
 async def upload_parts(

@@ -9,20 +9,24 @@ differ, so float sums may too: a small tolerance).
 from __future__ import annotations
 
 import asyncio
+import zipfile
 from pathlib import Path
 
 import grpc
 import numpy as np
 import pytest
 
+from lumen.common.v1 import common_pb2
 from lumen.embeddings.v1 import embeddings_pb2, embeddings_pb2_grpc
 from lumen.nlp.v1 import nlp_pb2, nlp_pb2_grpc
 from lumen.tabular.v1 import tabular_pb2, tabular_pb2_grpc
 from lumen.training.v1 import training_pb2 as pb
 from lumen.training.v1 import training_pb2_grpc as pb_grpc
+from lumen.vision.v1 import vision_pb2, vision_pb2_grpc
 from services.training.recipes import RECIPES, data
 from services.training.recipes.base import TrainContext
-from tests.training.data import lee_corpus, polarity_jsonl, sklearn_csv, upload_parts
+from services.training.recipes.cnn_image import read_images
+from tests.training.data import digits_zip, lee_corpus, polarity_jsonl, sklearn_csv, upload_parts
 from tools.suite import Suite
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
@@ -147,3 +151,35 @@ async def test_word2vec_on_lee_is_served_by_word_embedding_service(suite: Suite,
     assert [w.word for w in similar.words] == [w for w, _ in expected]
     assert [w.score for w in similar.words] == pytest.approx([s for _, s in expected], abs=1e-5)
     assert pair.score == pytest.approx(float(kv.similarity("police", "fire")), abs=1e-5)
+
+
+async def test_cnn_image_on_digits_is_served_by_classify_images(suite: Suite, tmp_path: Path) -> None:
+    payload, hyper = digits_zip(), {"epochs": 4.0, "image_size": 8.0, "grayscale": 1.0}
+    async with grpc.aio.insecure_channel(suite.address()) as channel:
+        job = await train_through(
+            channel,
+            payload,
+            pb.DATASET_FORMAT_IMAGE_ZIP,
+            recipe="cnn-image",
+            model_name="digits-trained",
+            hyperparameters=hyper,
+        )
+        path = tmp_path / "digits.zip"
+        path.write_bytes(payload)
+        entries, _, labels = read_images(path, 8, 1)
+        _, held = data.split(labels, 0.2, SEED)
+        stub, answers, version = vision_pb2_grpc.ImageAnalysisServiceStub(channel), [], set()
+        with zipfile.ZipFile(path) as archive:
+            for start in range(0, len(held), 32):  # the service's most images per call
+                images = [common_pb2.Image(content=archive.read(entries[i])) for i in held[start : start + 32]]
+                reply = await stub.ClassifyImages(
+                    vision_pb2.ClassifyImagesRequest(model={"name": "digits-trained"}, images=images, top_k=1)
+                )
+                answers += [r.labels[0].label for r in reply.results]
+                version.add(reply.model.version)
+    assert version == {job.result.model_version}
+    served = float(np.mean([a == labels[i] for a, i in zip(answers, held, strict=True)]))
+    assert served == pytest.approx(job.result.metrics["heldout_accuracy"], abs=1 / len(held))
+    here = await asyncio.to_thread(in_process, "cnn-image", payload, pb.DATASET_FORMAT_IMAGE_ZIP, hyper, tmp_path)
+    assert abs(served - here["heldout_accuracy"]) <= 0.1, (served, here)
+    assert served >= 0.7  # ten digits: a working CNN gets most of them after a few epochs

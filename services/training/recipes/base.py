@@ -59,6 +59,7 @@ class TrainOutput:
     parameters: dict[str, Any]
     metrics: dict[str, float]
     path: str = "."
+    files: tuple[str, ...] = ()  # names of parameters that are files of the model directory
 
 
 @dataclass(frozen=True)
