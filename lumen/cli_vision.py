@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from google.rpc import code_pb2
 
@@ -72,15 +73,23 @@ def draw_boxes(source: Path, objects: list[tuple[vision_pb2.BoundingBox, str]], 
     image.save(out, format="PNG")
 
 
-def _detect(client: Client, args: argparse.Namespace) -> None:
+def _detect_one(client: Client, args: argparse.Namespace, method: Any, request_type: Any) -> tuple[Path, Any, Any]:
+    """One image through a detection RPC (objects or faces): its path, the response and its one result."""
     path = Path(args.image)
-    request = vision_pb2.DetectObjectsRequest(
-        model=common_pb2.ModelRef(name=args.model), images=_images([path]), max_results=args.max_results
-    )
+    model = common_pb2.ModelRef(name=args.model)
+    request = request_type(model=model, images=_images([path]), max_results=args.max_results)
     if args.threshold is not None:
         request.score_threshold = args.threshold
-    response = client.call(client.images.DetectObjects, request)
-    result = response.results[0]
+    response = client.call(method, request)
+    return path, response, response.results[0]
+
+
+def _box(b: Any) -> str:
+    return f"box [{b.x_min:.3f}, {b.y_min:.3f}, {b.x_max:.3f}, {b.y_max:.3f}]"
+
+
+def _detect(client: Client, args: argparse.Namespace) -> None:
+    path, response, result = _detect_one(client, args, client.images.DetectObjects, vision_pb2.DetectObjectsRequest)
     if args.draw and not result.status.code:
         draw_boxes(path, [(o.box, f"{o.label} {o.score:.2f}") for o in result.objects], Path(args.draw))
 
@@ -89,8 +98,7 @@ def _detect(client: Client, args: argparse.Namespace) -> None:
         if error := _status(result):
             print(f"  {error}")
         for o in result.objects:
-            b = o.box
-            print(f"  {o.label:<16} {o.score:.3f}  box [{b.x_min:.3f}, {b.y_min:.3f}, {b.x_max:.3f}, {b.y_max:.3f}]")
+            print(f"  {o.label:<16} {o.score:.3f}  {_box(o.box)}")
         if args.draw:
             print(f"drew {len(result.objects)} boxes into {args.draw}")
 
@@ -98,14 +106,7 @@ def _detect(client: Client, args: argparse.Namespace) -> None:
 
 
 def faces_detect(client: Client, args: argparse.Namespace) -> None:
-    path = Path(args.image)
-    request = vision_pb2.DetectFacesRequest(
-        model=common_pb2.ModelRef(name=args.model), images=_images([path]), max_results=args.max_results
-    )
-    if args.threshold is not None:
-        request.score_threshold = args.threshold
-    response = client.call(client.images.DetectFaces, request)
-    result = response.results[0]
+    path, response, result = _detect_one(client, args, client.images.DetectFaces, vision_pb2.DetectFacesRequest)
     if args.draw and not result.status.code:
         draw_boxes(path, [(f.box, f"face {f.score:.2f}") for f in result.faces], Path(args.draw))
 
@@ -114,8 +115,7 @@ def faces_detect(client: Client, args: argparse.Namespace) -> None:
         if error := _status(result):
             print(f"  {error}")
         for f in result.faces:
-            b = f.box
-            print(f"  face {f.score:.3f}  box [{b.x_min:.3f}, {b.y_min:.3f}, {b.x_max:.3f}, {b.y_max:.3f}]")
+            print(f"  face {f.score:.3f}  {_box(f.box)}")
 
     emit(args, response, human)
 
