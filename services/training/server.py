@@ -23,7 +23,7 @@ from services.training.settings import TrainingSettings
 from services.training.store import SqliteStore
 from shared import device as devices
 from shared import log as logs
-from shared import metrics
+from shared import metrics, tracing
 from shared.backend_token import server_interceptors
 from shared.server import Registration, RunningServer, create_server, run_until_signal
 from shared.settings import load
@@ -96,6 +96,7 @@ async def start(settings: TrainingSettings, job_api: JobApi | None = None) -> Tr
 def main() -> None:
     settings = load(TrainingSettings, "LUMEN_TRAINING")
     logs.configure("training", settings.log_level, settings.log_format)
+    tracing.configure("training", settings.otlp_endpoint)
     metrics.serve_metrics(settings.metrics_port)
 
     async def serve() -> None:
