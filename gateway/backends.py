@@ -23,14 +23,15 @@ import grpc.aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from gateway.auth import KEY_ID_METADATA, KEY_TRAINING_JOBS_METADATA, current_key
+from shared import tracing
 from shared.log import request_id
 
 log = logging.getLogger(__name__)
 
-# Metadata a client sends that the gateway passes on to backends.
-# What a client sends that backends are meant to see too: its W3C trace context.
+# What a client sends that backends are meant to see too when the gateway does not trace: its W3C
+# trace context. When it traces, backends get the gateway's own span instead (a child of the client's).
 # (x-request-id is always sent: the one the gateway's interceptor took or made.)
-FORWARDED_METADATA = ("traceparent", "tracestate")
+FORWARDED_METADATA = tracing.TRACE_KEYS
 
 
 def service_config(retry_services: Sequence[str], attempts: int) -> str:
@@ -126,6 +127,9 @@ def outgoing_metadata(context: grpc.aio.ServicerContext) -> tuple[tuple[str, str
     key = current_key()
     if key is not None:  # who is calling, for backends that keep per-caller records (training jobs)
         out += [(KEY_ID_METADATA, key.id), (KEY_TRAINING_JOBS_METADATA, str(key.training_jobs))]
+    if tracing.enabled():
+        tracing.inject(out)
+        return tuple(out)
     for key, value in context.invocation_metadata() or ():
         if key in FORWARDED_METADATA:
             out.append((key, value))

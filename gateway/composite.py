@@ -24,6 +24,7 @@ from gateway.fanout import OK, renamed, run_parts
 from gateway.limits import add_usage
 from gateway.scope import Scope
 from lumen.common.v1 import common_pb2
+from shared import tracing
 from shared.errors import InvalidArgument
 
 
@@ -75,7 +76,11 @@ async def _ask(
     scope: Scope, spec: Feature, request: Any, feature: Any, rename: tuple[str, str], timeout_s: float
 ) -> Part:
     stub = spec.stub(scope.channel(spec.backend))
-    reply = await getattr(stub, spec.method)(spec.request(request, feature), timeout=timeout_s, metadata=scope.metadata)
+    with tracing.client_span(f"{spec.backend}/{spec.method}", **{"lumen.part": spec.field}):
+        call = getattr(stub, spec.method)
+        reply = await call(
+            spec.request(request, feature), timeout=timeout_s, metadata=tracing.with_context(scope.metadata)
+        )
     item = spec.item(reply)
     status = getattr(item, "status", OK)  # batch replies carry a status per item; Embed fails whole
     if status.code != code_pb2.OK:

@@ -27,7 +27,7 @@ from lumen.tabular.v1 import tabular_pb2
 from lumen.training.v1 import training_pb2
 from lumen.vision.v1 import vision_pb2
 from shared import log as logs
-from shared import metrics
+from shared import metrics, tracing
 from shared.backend_token import client_interceptors
 from shared.server import Registration, RunningServer, create_server, run_until_signal
 from shared.settings import load
@@ -172,6 +172,7 @@ async def start(settings: GatewaySettings) -> Gateway:
 def main() -> None:
     settings = load(GatewaySettings, "LUMEN_GATEWAY")
     logs.configure("gateway", settings.log_level, settings.log_format)
+    tracing.configure("gateway", settings.otlp_endpoint)
     metrics.serve_metrics(settings.metrics_port)
 
     async def serve() -> None:

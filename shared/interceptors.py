@@ -4,6 +4,7 @@ For each call it: takes or makes a request id (metadata ``x-request-id``) and
 puts it in the logging context and the response's trailing metadata; maps
 errors to gRPC status in one place (LumenError -> its code with google.rpc
 details, anything unexpected -> INTERNAL with a generic message, logged);
+opens the call's trace span when tracing is on (shared.tracing);
 writes one access-log line; counts the call and its latency in Prometheus;
 sheds the call with RESOURCE_EXHAUSTED and RetryInfo when the server is full
 (shared.admission).
@@ -23,7 +24,7 @@ import grpc
 import grpc.aio
 
 from lumen.common.v1 import common_pb2
-from shared import metrics
+from shared import metrics, tracing
 from shared.admission import Admission
 from shared.errors import LumenError
 from shared.log import request_id
@@ -59,6 +60,7 @@ class _Call:
         self.token = request_id.set(self.rid)
         self.start = time.perf_counter()
         self.code = grpc.StatusCode.OK
+        self.span = tracing.server_span(method, context.invocation_metadata())
         metrics.RPC_IN_FLIGHT.inc()
 
     async def fail(self, exc: BaseException) -> None:
@@ -84,6 +86,8 @@ class _Call:
         metrics.RPC_TOTAL.labels(self.method, self.code.name).inc()
         metrics.RPC_LATENCY.labels(self.method).observe(elapsed)
         log.info("%s %s %.2fms peer=%s", self.method, self.code.name, elapsed * 1e3, self.context.peer())
+        if self.span is not None:  # after the access line, which carries its trace id
+            self.span.end(self.code, self.rid)
         request_id.reset(self.token)
 
     def ok(self, usage: common_pb2.Usage | None = None) -> None:

@@ -19,7 +19,7 @@ from typing import Protocol
 from lumen.common.v1 import common_pb2, common_pb2_grpc
 from shared import device as devices
 from shared import log as logs
-from shared import metrics, offline
+from shared import metrics, offline, tracing
 from shared.backend_token import server_interceptors
 from shared.caches import point_caches
 from shared.repository import ModelFactory, ModelRepository
@@ -99,6 +99,7 @@ def main(name: str, settings_cls: type[ModelServerSettings], app_module: str) ->
     offline.apply()  # before any model library is imported
     settings = load(settings_cls, f"LUMEN_{name.upper()}")
     logs.configure(name, settings.log_level, settings.log_format)
+    tracing.configure(name, settings.otlp_endpoint)
     devices.isolate(settings.device)  # before the app (and torch/TensorFlow) is imported
     point_caches(settings.cache_dir)  # likewise: libraries read these variables on import
     if settings.torch_threads > 0:

@@ -22,6 +22,7 @@ import grpc.aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from shared import tracing
 from shared.admission import Admission
 from shared.decoding import ParseInterceptor
 from shared.interceptors import ServerInterceptor
@@ -142,4 +143,5 @@ async def run_until_signal(
         await on_stop()
     serving.cancel()
     stopping.cancel()
+    tracing.disable()  # send the spans still batched
     log.info("stopped")

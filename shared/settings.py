@@ -100,6 +100,11 @@ class ServerSettings:
     log_level: str = setting("INFO", "Python logging level.")
     log_format: str = setting("text", "'text' for humans or 'json' for one JSON object per line.")
     metrics_port: int = setting(0, "Port of the Prometheus /metrics endpoint; 0 turns it off.")
+    otlp_endpoint: str = setting(
+        "",
+        "OTLP/gRPC endpoint (e.g. http://otel-collector:4317) that receives this server's trace spans. "
+        "Empty falls back to OTEL_EXPORTER_OTLP_ENDPOINT; both empty turn tracing off.",
+    )
     reflection: bool = setting(True, "Serve gRPC server reflection (grpc.reflection.v1alpha).")
     tls_cert_file: str = setting("", "PEM certificate chain of this server; set with tls_key_file to serve TLS only.")
     tls_key_file: str = setting("", "PEM private key of tls_cert_file.")

@@ -18,7 +18,11 @@ is regenerated from the JSON (tools/bench_report.py). A benchmark, not a test:
 it asserts nothing. On a busy machine every figure moves; the ratios (measured
 in the same run) move less, and the load average is recorded with them.
 
-Usage: python -m tools.bench [--seconds 3] [--torch-threads N] [--skip generation,vision]
+- Training beside serving (tools/bench_training.py): one tabular-dense job's
+  wall time and the embeddings throughput while it trains, as a ratio to the
+  throughput without it.
+
+Usage: python -m tools.bench [--seconds 3] [--torch-threads N] [--skip generation,vision,training]
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ from lumen.vision.v1 import vision_pb2 as vpb  # noqa: E402
 from lumen.vision.v1 import vision_pb2_grpc as vpb_grpc  # noqa: E402
 from shared.model import ModelConfig  # noqa: E402
 from tools import bench_report  # noqa: E402
+from tools.bench_training import bench_training  # noqa: E402
 from tools.suite import ROOT, Suite, free_port  # noqa: E402
 
 EMBEDDER, LLM, CLASSIFIER = "all-minilm-l6-v2", "smollm2-135m-instruct", "efficientnet-lite0"
@@ -281,7 +286,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="lumen serving benchmark")
     parser.add_argument("--seconds", type=float, default=3.0, help="measuring time per point")
     parser.add_argument("--torch-threads", type=int, default=0, help="intra-op threads, both sides; 0: torch's default")
-    parser.add_argument("--skip", default="", help="comma-separated parts to skip: embeddings,generation,vision")
+    parser.add_argument("--skip", default="", help="skip parts: embeddings,generation,vision,training")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
@@ -306,6 +311,8 @@ def main() -> None:
                 results["generation"] = bench_generation(suite, scratch, threads)
             if "vision" not in skip:
                 results["vision"] = bench_vision(suite, scratch, args.seconds, threads)
+            if "training" not in skip:
+                results["training"] = bench_training(suite, scratch, args.seconds, threads)
         finally:
             suite.stop()
     results["load_average_after"] = os.getloadavg()[0]

@@ -64,6 +64,13 @@ def table(results: dict[str, Any]) -> str:
                 f"p99 {point['p99_ms']:.0f} ms | {local['best']:.1f} images/s, best batch ({local['best_batch']}) | "
                 f"{point['per_s'] / local['best']:.2f} |"
             )
+    train = results.get("training")
+    if train and train.get("ratio") is not None:
+        rows.append(
+            f"| embeddings c={train['embeddings_concurrency']} while a {train['recipe']} job trains "
+            f"({train['job_wall_s']:.0f} s, {train['epochs']} epochs) | {train['embeddings_while_training_per_s']:.0f} "
+            f"texts/s | {train['embeddings_alone_per_s']:.0f} texts/s, no job | {train['ratio']:.2f} |"
+        )
     load = f"load average {results.get('load_average_before', 0):.1f} -> {results.get('load_average_after', 0):.1f}"
     rows.append("")
     rows.append(f"{results.get('cores')} cores, {load}, {results.get('seconds_per_point')} s per point.")

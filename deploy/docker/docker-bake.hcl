@@ -13,11 +13,11 @@ variable "VERSION" {
 }
 
 group "default" {
-  targets = ["gateway", "nlp-cpu", "vision-cpu", "embeddings-cpu"]
+  targets = ["gateway", "nlp-cpu", "vision-cpu", "embeddings-cpu", "training-cpu"]
 }
 
 group "gpu" {
-  targets = ["nlp-gpu", "vision-gpu", "embeddings-gpu"]
+  targets = ["nlp-gpu", "vision-gpu", "embeddings-gpu", "training-gpu"]
 }
 
 target "_common" {
@@ -33,7 +33,8 @@ target "gateway" {
 
 target "service" {
   name     = "${service}-${device}"
-  matrix   = { service = ["nlp", "vision", "embeddings"], device = ["cpu", "gpu"] }
+  # training: the training service, and the image of its Kubernetes Jobs (LUMEN_TRAINING_KUBERNETES_IMAGE).
+  matrix   = { service = ["nlp", "vision", "embeddings", "training"], device = ["cpu", "gpu"] }
   inherits = ["_common"]
   target   = "service"
   args     = { SERVICE = service, DEVICE = device }

@@ -69,7 +69,7 @@ for component in "${components[@]}"; do
   case "$component" in
     "") ;;
     gateway) build "lumen/gateway:$VERSION" gateway ;;
-    nlp | vision | embeddings)
+    nlp | vision | embeddings | training)
       build "lumen/$component:$VERSION-$DEVICE" service --build-arg "SERVICE=$component" --build-arg "DEVICE=$DEVICE" ;;
     *) echo "unknown component '$component'" >&2; exit 2 ;;
   esac

@@ -107,9 +107,9 @@ class Jobs:
         job = self.get(job_id)
         if job.ended:
             raise FailedPrecondition(f"job {job_id!r} has ended ({job.state}); there is nothing to cancel")
-        if job.state == QUEUED:
+        if job.state == QUEUED and job.id not in self.running:
             return self._end(job, CANCELLED, code_pb2.CANCELLED, "cancelled before it started")
-        if job.state == RUNNING:
+        if job.state in (QUEUED, RUNNING):  # QUEUED here: submitted, waiting in the cluster's queue
             job.state = CANCELLING
             self._save(job)
             if self.executor is not None:
@@ -150,7 +150,8 @@ class Jobs:
     async def _kick(self) -> None:
         async with self._kick_lock:
             while len(self.running) < self.settings.max_concurrent_jobs:
-                queued = self.store.jobs_in((QUEUED,))
+                # A QUEUED job may be submitted already (a suspended Kubernetes Job waiting for Kueue).
+                queued = [j for j in self.store.jobs_in((QUEUED,)) if j.id not in self.running]
                 if not queued or self.executor is None:
                     return
                 job = queued[0]
@@ -196,8 +197,14 @@ class Jobs:
             self.errors[job_id] = str(event.get("message", ""))
             return
         job = self.store.get_job(job_id)
-        if kind == "progress" and job is not None and not job.ended:
+        if job is None or job.ended:
+            return
+        if kind == "progress":
             job.progress = {k: v for k, v in event.items() if k != "event"}
+            self._save(job)
+        elif kind == "state" and event.get("state") in {QUEUED, RUNNING} - {job.state} and job.state != CANCELLING:
+            # The executor's queue (Kueue) holds or admits a submitted job (never one that ended or stops).
+            job.state = event["state"]
             self._save(job)
 
     async def on_exit(self, job_id: str, code: int, log_tail: str) -> None:

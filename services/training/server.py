@@ -14,14 +14,16 @@ from dataclasses import dataclass
 from lumen.training.v1 import training_pb2, training_pb2_grpc
 from services.training.datasets import Datasets
 from services.training.executor import Executor
+from services.training.executor_kubernetes import KubernetesExecutor
 from services.training.executor_local import LocalExecutor
 from services.training.jobs import Jobs
+from services.training.kubernetes_api import JobApi
 from services.training.servicer import DatasetServicer, TrainingServicer
 from services.training.settings import TrainingSettings
 from services.training.store import SqliteStore
 from shared import device as devices
 from shared import log as logs
-from shared import metrics
+from shared import metrics, tracing
 from shared.backend_token import server_interceptors
 from shared.server import Registration, RunningServer, create_server, run_until_signal
 from shared.settings import load
@@ -51,13 +53,12 @@ class TrainingService:
         self.store.close()
 
 
-def make_executor(settings: TrainingSettings, jobs: Jobs) -> Executor:
-    # The Kubernetes executor (a batch/v1 Job per spec) is designed in services/training/executor.py
-    # but not built yet: only the local one runs.
+def make_executor(settings: TrainingSettings, jobs: Jobs, job_api: JobApi | None = None) -> Executor:
+    """The executor LUMEN_TRAINING_EXECUTOR names; ``job_api`` replaces the cluster's (tests)."""
+    if settings.executor == "kubernetes":
+        return KubernetesExecutor(jobs.on_event, jobs.on_exit, settings, job_api)
     if settings.executor != "local":
-        raise ValueError(
-            f"LUMEN_TRAINING_EXECUTOR must be 'local' (the only executor built), not {settings.executor!r}"
-        )
+        raise ValueError(f"LUMEN_TRAINING_EXECUTOR must be 'local' or 'kubernetes', not {settings.executor!r}")
     device = devices.parse(settings.device)
     visible = device.configured.removeprefix("cuda:") if device.is_gpu else ""
     return LocalExecutor(
@@ -65,12 +66,12 @@ def make_executor(settings: TrainingSettings, jobs: Jobs) -> Executor:
     )
 
 
-async def start(settings: TrainingSettings) -> TrainingService:
+async def start(settings: TrainingSettings, job_api: JobApi | None = None) -> TrainingService:
     root = settings.data_path()
     store = SqliteStore(root / "training.db")
     datasets = Datasets(store, root / "datasets", settings.max_dataset_bytes)
     jobs = Jobs(store, datasets, settings)
-    executor = make_executor(settings, jobs)
+    executor = make_executor(settings, jobs, job_api)
     jobs.executor = executor
     registrations = [
         Registration(
@@ -95,6 +96,7 @@ async def start(settings: TrainingSettings) -> TrainingService:
 def main() -> None:
     settings = load(TrainingSettings, "LUMEN_TRAINING")
     logs.configure("training", settings.log_level, settings.log_format)
+    tracing.configure("training", settings.otlp_endpoint)
     metrics.serve_metrics(settings.metrics_port)
 
     async def serve() -> None:

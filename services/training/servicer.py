@@ -37,9 +37,9 @@ class DatasetServicer(training_pb2_grpc.DatasetServiceServicer):
     ) -> training_pb2.ListDatasetsResponse:
         limit, before = convert.page(request.page_size, request.page_token)
         rows = self.datasets.store.list_datasets(before, limit + 1)
-        token = str(rows[limit - 1][0]) if len(rows) > limit else ""
         return training_pb2.ListDatasetsResponse(
-            datasets=[convert.dataset(r) for _, r in rows[:limit]], next_page_token=token
+            datasets=[convert.dataset(r) for _, r in rows[:limit]],
+            next_page_token=convert.next_page_token([seq for seq, _ in rows], limit),
         )
 
     async def DeleteDataset(
@@ -78,13 +78,15 @@ class TrainingServicer(training_pb2_grpc.TrainingServiceServicer):
     async def ListTrainingJobs(
         self, request: training_pb2.ListTrainingJobsRequest, context: grpc.aio.ServicerContext
     ) -> training_pb2.ListTrainingJobsResponse:
-        limit, before = convert.page(request.page_size, request.page_token)
         if request.state not in training_pb2.JobState.values():
             raise InvalidArgument("state", f"unknown job state {request.state}")
         state = training_pb2.JobState.Name(request.state).removeprefix("JOB_STATE_") if request.state else ""
+        limit, before = convert.page(request.page_size, request.page_token, f"state={state}")
         jobs = self.jobs.store.list_jobs(state, before, limit + 1)
-        token = str(jobs[limit - 1].seq) if len(jobs) > limit else ""
-        return training_pb2.ListTrainingJobsResponse(jobs=[convert.job(j) for j in jobs[:limit]], next_page_token=token)
+        return training_pb2.ListTrainingJobsResponse(
+            jobs=[convert.job(j) for j in jobs[:limit]],
+            next_page_token=convert.next_page_token([j.seq for j in jobs], limit, f"state={state}"),
+        )
 
     async def CancelTrainingJob(
         self, request: training_pb2.CancelTrainingJobRequest, context: grpc.aio.ServicerContext

@@ -22,11 +22,36 @@ class TrainingSettings(ServerSettings):
     max_queued_jobs: int = setting(64, "Jobs that may wait QUEUED; past it CreateTrainingJob is RESOURCE_EXHAUSTED.")
     nice: int = setting(10, "Niceness of each training process (0-19), so serving keeps its cores.")
     threads: int = setting(1, "Threads of each training process (TensorFlow, torch, BLAS).")
-    executor: str = setting("local", "'local' (a subprocess per job); the only executor built so far.")
+    executor: str = setting(
+        "local", "'local' (a subprocess per job) or 'kubernetes' (a batch/v1 Job per job, in kubernetes_namespace)."
+    )
     kubernetes_namespace: str = setting("lumen", "Namespace of the training Jobs (kubernetes executor).")
-    kubernetes_image: str = setting("lumen-training:latest", "Image of the training Jobs (kubernetes executor).")
-    kubernetes_queue: str = setting("", "Kueue LocalQueue name; when set, Jobs are labelled and created suspended.")
-    kubernetes_volume_claim: str = setting("lumen-models", "PersistentVolumeClaim shared with the model services.")
+    kubernetes_image: str = setting("lumen/training:0.1.0-cpu", "Image of the training Jobs (kubernetes executor).")
+    kubernetes_queue: str = setting(
+        "",
+        "Kueue LocalQueue name; when set, Jobs are labelled kueue.x-k8s.io/queue-name and created suspended "
+        "(Kueue admits them; a suspended Job reads as QUEUED). Raise max_concurrent_jobs then: it bounds the "
+        "Jobs submitted at once, Kueue decides which run.",
+    )
+    kubernetes_volume_claim: str = setting(
+        "lumen-models",
+        "PersistentVolumeClaim the Jobs mount at data_dir: datasets, checkpoints and staged models; the model "
+        "services mount the same claim (deploy/k8s/components/model-volume).",
+    )
+    kubernetes_volume_subpath: str = setting("training", "Folder of that claim that holds data_dir (empty: its root).")
+    kubernetes_service_account: str = setting(
+        "training-job", "ServiceAccount of the Job pods (no API rights needed; its token is not mounted)."
+    )
+    kubernetes_cpu: str = setting("2", "CPU request and limit of a Job's pod (Kubernetes quantity).")
+    kubernetes_memory: str = setting("4Gi", "Memory request and limit of a Job's pod (Kubernetes quantity).")
+    kubernetes_gpus: int = setting(0, "nvidia.com/gpu limit of a Job's pod (0: none).")
+    kubernetes_backoff_limit: int = setting(
+        2,
+        "Pod retries of a Job whose process died (OOM kill, node loss); each retry resumes from the last "
+        "checkpoint. A recipe's own failure (exit 1) fails the Job at once; evictions are not counted.",
+    )
+    kubernetes_ttl_s: int = setting(86400, "Seconds a finished Job stays in the cluster before Kubernetes deletes it.")
+    kubernetes_deadline_s: int = setting(0, "activeDeadlineSeconds of a Job (0: none); past it the job FAILS.")
     backend_token_file: str = setting(
         "",
         "File with the backend token (as the model services' backend_token_file): required of callers "

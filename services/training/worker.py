@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 EXIT_FAILED = 1
+STARTED = "started"  # first event of each run: where a re-attached reader of events.jsonl begins
 
 
 class Events:
@@ -58,6 +59,7 @@ def run(job_dir: Path) -> int:
     from shared.errors import LumenError
 
     events = Events(job_dir / "events.jsonl")
+    events({"event": STARTED, "pid": os.getpid()})
     out_dir, work_dir = job_dir / "model", job_dir / "work"
     shutil.rmtree(out_dir, ignore_errors=True)
     out_dir.mkdir(parents=True)

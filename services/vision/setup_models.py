@@ -216,7 +216,7 @@ def write_face_models(repository: Path) -> None:
             "device": "cpu",
             "default": True,
             "batching": detector_batching,
-            "parameters": {"upsample": 1},
+            "parameters": {"upsample": 1, "min_margin": 0.2},
         },
     )
     write_config(
@@ -230,7 +230,7 @@ def write_face_models(repository: Path) -> None:
             "device": "cpu",
             "default": True,
             "batching": detector_batching,
-            "parameters": {"threshold": 0.6, "upsample": 1, "num_jitters": 1},
+            "parameters": {"threshold": 0.6, "upsample": 1, "min_margin": 0.2, "num_jitters": 1},
         },
     )
 

@@ -134,7 +134,7 @@ async def test_faces_detect_draws_the_box(run_cli: CliRunner, photos: Path, tmp_
     code, out, err = await run_cli("--json", "faces", "detect", photo, "--draw", out_png)
     assert code == 0, err
     faces = json.loads(out)["results"][0]["faces"]
-    assert faces  # (dlib's default also reports a second, weaker "face" on her suit: see the README)
+    assert len(faces) == 1  # her face; not the mission patch on her suit (see the vision README)
     source = np.asarray(Image.open(photo).convert("RGB"), dtype=np.int16)
     with Image.open(out_png) as drawn:
         assert drawn.format == "PNG" and drawn.size == (source.shape[1], source.shape[0])
@@ -179,7 +179,7 @@ async def test_models_and_health_still_work(run_cli: CliRunner) -> None:
 
 
 async def test_faces_galleries_enroll_identify_verify(run_cli: CliRunner, tmp_path: Path) -> None:
-    # Her head and shoulders: the default dlib detector's second, false "face" is lower on her suit.
+    # Her head and shoulders.
     astronaut = tmp_path / "eileen.jpg"
     Image.fromarray(samples.skimage_photo("astronaut")[:256, :, :3]).save(astronaut, quality=92)
     assert (await run_cli("faces", "galleries", "create", "cli-crew"))[0] == 0

@@ -10,12 +10,14 @@ import grpc.aio
 import pytest_asyncio
 
 from lumen.training.v1 import training_pb2_grpc
+from services.training.kubernetes_api import JobApi
 from services.training.server import TrainingService, start
 from services.training.settings import TrainingSettings
 from tests.in_process import down_address
 
 
-async def training_service(tmp: Path, **overrides: Any) -> TrainingService:
+async def training_service(tmp: Path, job_api: JobApi | None = None, **overrides: Any) -> TrainingService:
+    """``job_api`` stands in for the Kubernetes API server (executor="kubernetes")."""
     values: dict[str, Any] = {
         "host": "127.0.0.1",
         "port": 0,
@@ -24,7 +26,7 @@ async def training_service(tmp: Path, **overrides: Any) -> TrainingService:
         **{f"{s}_address": down_address() for s in ("nlp", "vision", "embeddings", "tabular")},
         **overrides,
     }
-    return await start(TrainingSettings(**values))
+    return await start(TrainingSettings(**values), job_api)
 
 
 class Stubs:

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from services.vision.runtime_dlib import MIN_MARGIN
+
 
 def _models() -> Path:
     spec = importlib.util.find_spec("face_recognition_models")
@@ -25,8 +27,9 @@ class DlibReference:
         self.encoder = dlib.face_recognition_model_v1(str(_models() / "dlib_face_recognition_resnet_model_v1.dat"))
 
     def faces(self, pixels: np.ndarray) -> list[tuple[object, float]]:
-        """(rectangle, margin), largest first, HOG upsampled once (face_recognition's default)."""
-        rects, margins, _ = self.detector.run(pixels, 1, 0.0)
+        """(rectangle, margin), largest first, HOG upsampled once (face_recognition's default),
+        margins from the service's default min_margin up."""
+        rects, margins, _ = self.detector.run(pixels, 1, MIN_MARGIN)
         return sorted(zip(rects, margins, strict=True), key=lambda f: -f[0].area())
 
     def embed(self, pixels: np.ndarray, rect: object) -> np.ndarray:

@@ -44,7 +44,7 @@ def skimage_photo(name: str) -> np.ndarray:
 
 
 def astronaut_face_crop(mirrored: bool = False) -> np.ndarray:
-    """The astronaut's head and shoulders: one face (the full photo also holds a face-like patch)."""
+    """The astronaut's head and shoulders: her face, without the rest of the photo."""
     pixels = skimage_photo("astronaut")[:300, 80:380]
     return np.ascontiguousarray(pixels[:, ::-1] if mirrored else pixels)
 
@@ -56,6 +56,14 @@ def other_face() -> np.ndarray:
     face = (skimage.data.lfw_subset()[0] * 255).astype(np.uint8)
     big = np.asarray(Image.fromarray(face).resize((150, 150), Image.Resampling.BICUBIC))
     return np.ascontiguousarray(np.repeat(big[:, :, None], 3, axis=2))
+
+
+def two_faces() -> np.ndarray:
+    """Two real people side by side: the astronaut's head and shoulders and Grace Hopper (matplotlib's photo)."""
+    from services.vision.face_check import grace_hopper
+
+    left, right = astronaut_face_crop(), grace_hopper()[100:400, 120:420]
+    return np.ascontiguousarray(np.concatenate([left, right], axis=1))
 
 
 # Hostile and unusual files ------------------------------------------------
