@@ -3,8 +3,9 @@
 
 Labels come from the model's ``id2label``. Softmax over the labels, or an
 independent sigmoid per label when the config's ``problem_type`` is
-``multi_label_classification``. Texts longer than the model's window are
-truncated to it (as nlp.proto states).
+``multi_label_classification``. Texts longer than the model's window (or
+``parameters.max_length`` tokens, when set) are truncated to it (as nlp.proto
+states).
 """
 
 from __future__ import annotations
@@ -26,6 +27,10 @@ class HfSequenceClassifier(TextClassifierModel, TokenizerModel):
         self.model = AutoModelForSequenceClassification.from_pretrained(path, local_files_only=True)
         self.model.to(self.device).eval()
         self.context_length = context_length_of(self.tokenizer, self.model.config)
+        # A model fine-tuned on shorter texts (the training service's minilm-classifier) reads what it was trained on.
+        limit = int(self.config.parameters.get("max_length", 0))
+        if limit > 0:
+            self.context_length = min(self.context_length, limit)
         id2label = self.model.config.id2label
         self.labels = [str(id2label[i]) for i in range(len(id2label))]
         self.multi_label = self.model.config.problem_type == "multi_label_classification"

@@ -137,3 +137,29 @@ async def test_next_word_checks_its_hyperparameters_and_data(held, tmp_path) -> 
     assert job.hyperparameters["context"] == 10 and job.hyperparameters["learning_rate"] == pytest.approx(0.003)
     recipes = {r.name: r for r in (await stubs.jobs.ListRecipes(pb.ListRecipesRequest())).recipes}
     assert recipes["next-word"].service == "nlp"
+
+
+async def test_minilm_classifier_checks_its_hyperparameters_and_data(held) -> None:
+    _, stubs = held
+    texts = await _dataset(stubs, polarity_jsonl(), pb.DATASET_FORMAT_JSONL)
+    create = stubs.jobs.CreateTrainingJob
+    for hyper, field in (
+        ({"trainable_layers": 7}, "trainable_layers"),
+        ({"max_length": 4}, "max_length"),
+        ({"learning_rate": 0.5}, "learning_rate"),
+        ({"epochs": 1.5}, "epochs"),
+    ):
+        details = await _fails(
+            create(_job(texts, recipe="minilm-classifier", hyperparameters=hyper)), grpc.StatusCode.INVALID_ARGUMENT
+        )
+        assert f"hyperparameters[{field}]" in details
+    corpus = await _dataset(stubs, b"the cat sat\nthe dog sat\n", pb.DATASET_FORMAT_TEXT)
+    details = await _fails(create(_job(corpus, recipe="minilm-classifier")), grpc.StatusCode.INVALID_ARGUMENT)
+    assert "DATASET_FORMAT_JSONL" in details
+    one_class = await _dataset(
+        stubs, b'{"text": "a", "label": "x"}\n{"text": "b", "label": "x"}\n', pb.DATASET_FORMAT_JSONL
+    )
+    details = await _fails(create(_job(one_class, recipe="minilm-classifier")), grpc.StatusCode.INVALID_ARGUMENT)
+    assert "1 class" in details
+    job = (await create(_job(texts, recipe="minilm-classifier", model_name="polarity-minilm"))).job
+    assert job.hyperparameters["epochs"] == 3 and job.hyperparameters["max_length"] == 64

@@ -256,3 +256,37 @@ async def test_next_word_on_lee_is_served_by_generate(suite: Suite, suite_models
     counts = collections.Counter(w for d in documents for w in d)
     commonest = counts.most_common(1)[0][0]
     assert served > float(np.mean([target == commonest for _, target in sample]))
+
+
+async def test_minilm_classifier_on_polarity_is_served_by_classify_text(
+    suite: Suite, suite_models: Path, tmp_path: Path
+) -> None:
+    payload = polarity_jsonl()
+    hyper = {"epochs": 3.0, "learning_rate": 0.0002, "max_length": 48.0}  # ~20 s of one core
+    async with grpc.aio.insecure_channel(suite.address()) as channel:
+        job = await train_through(
+            channel,
+            payload,
+            pb.DATASET_FORMAT_JSONL,
+            recipe="minilm-classifier",
+            model_name="polarity-minilm",
+            hyperparameters=hyper,
+        )
+        path = tmp_path / "polarity.jsonl"
+        path.write_bytes(payload)
+        texts, labels = data.read_labelled_texts(path, pb.DATASET_FORMAT_JSONL, "label")
+        _, held = data.split(labels, 0.2, SEED)
+        reply = await nlp_pb2_grpc.TextAnalysisServiceStub(channel).ClassifyText(
+            nlp_pb2.ClassifyTextRequest(model={"name": "polarity-minilm"}, texts=[texts[i] for i in held], top_k=1)
+        )
+    assert reply.model.version == job.result.model_version
+    config = json.loads((suite_models / "nlp" / "polarity-minilm" / "model.json").read_text())
+    assert config["framework"] == "transformers-sequence-classification" and config["parameters"]["max_length"] == 48
+    assert config["training"]["job_id"] == job.id and config["training"]["hyperparameters"]["learning_rate"] == 0.0002
+    served_labels = [r.labels[0].label for r in reply.results]
+    served = float(np.mean([s == labels[i] for s, i in zip(served_labels, held, strict=True)]))
+    assert served == pytest.approx(job.result.metrics["heldout_accuracy"])
+    here = await asyncio.to_thread(in_process, "minilm-classifier", payload, pb.DATASET_FORMAT_JSONL, hyper, tmp_path)
+    print(f"minilm-classifier held-out accuracy: served {served:.3f}, in process {here['heldout_accuracy']:.3f}")
+    assert abs(served - here["heldout_accuracy"]) <= 0.1, (served, here)
+    assert served >= 0.6  # 40 sentences, two classes: above chance after three epochs
