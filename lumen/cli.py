@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import grpc
 
-from lumen import cli_collections, cli_faces, cli_keys, cli_service, cli_text, cli_vision
+from lumen import cli_collections, cli_faces, cli_keys, cli_service, cli_text, cli_training, cli_vision
 from lumen.cli_output import error_line
 from lumen.client import DEFAULT_ADDRESS, Client
 
@@ -23,6 +23,7 @@ FAMILIES: list[Callable[[argparse._SubParsersAction], None]] = [
     cli_vision.register,
     cli_faces.register,
     cli_collections.register,
+    cli_training.register,
     cli_service.register,
     cli_keys.register,
 ]
@@ -64,14 +65,14 @@ def main(argv: list[str] | None = None) -> int:
         parsed.error(f"unrecognized arguments: {' '.join(extra)}")
     with Client(args.address, args.api_key, args.timeout) as client:
         try:
-            args.run(client, args)
+            code = args.run(client, args)  # None, or an exit code (a training job that failed)
         except grpc.RpcError as exc:
             print(error_line(exc), file=sys.stderr)
             return 1
         except (OSError, ValueError) as exc:  # unreadable input files, bad JSONL
             print(f"ERROR INVALID_ARGUMENT: {exc}", file=sys.stderr)
             return 1
-    return 0
+    return code or 0
 
 
 if __name__ == "__main__":

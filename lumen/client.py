@@ -10,10 +10,13 @@ import grpc
 import numpy as np
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from lumen.client_training import TrainingCalls
 from lumen.common.v1 import common_pb2
 from lumen.embeddings.v1 import embeddings_pb2, embeddings_pb2_grpc
 from lumen.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from lumen.nlp.v1 import nlp_pb2, nlp_pb2_grpc
+from lumen.tabular.v1 import tabular_pb2_grpc
+from lumen.training.v1 import training_pb2_grpc
 from lumen.vision.v1 import vision_pb2_grpc
 
 DEFAULT_ADDRESS = "localhost:50051"
@@ -30,10 +33,11 @@ def vectors_of(response: embeddings_pb2.EmbedResponse) -> np.ndarray:
     )
 
 
-class Client:
+class Client(TrainingCalls):
     """``Client("localhost:50051")``; the address defaults to $LUMEN_ADDRESS.
 
-    An API key, when the gateway requires one, is sent as ``x-api-key``.
+    An API key, when the gateway requires one, is sent as ``x-api-key``. Training
+    (datasets, jobs, ``train``): lumen.client_training.TrainingCalls.
     """
 
     def __init__(self, address: str | None = None, api_key: str | None = None, timeout: float = 30.0) -> None:
@@ -56,6 +60,9 @@ class Client:
         self.collections = embeddings_pb2_grpc.CollectionServiceStub(self.channel)
         self.images = vision_pb2_grpc.ImageAnalysisServiceStub(self.channel)
         self.faces = vision_pb2_grpc.FaceRecognitionServiceStub(self.channel)
+        self.datasets = training_pb2_grpc.DatasetServiceStub(self.channel)
+        self.training = training_pb2_grpc.TrainingServiceStub(self.channel)
+        self.tabular = tabular_pb2_grpc.TabularServiceStub(self.channel)
 
     def call(self, method: Any, request: Any) -> Any:
         """One unary call of any stub method, with this client's deadline and API key."""

@@ -74,6 +74,11 @@ async def gateway(backends: dict[str, ModelService]) -> AsyncIterator[Gateway]:
 @pytest.fixture
 def run_cli(gateway: Gateway) -> CliRunner:
     """`lumen --address <gateway> ARGS...` in a thread (the gateway serves on this loop)."""
+    return cli_runner(gateway)
+
+
+def cli_runner(gateway: Gateway) -> CliRunner:
+    """`lumen --address <gateway> ARGS...` in a thread: (exit code, stdout, stderr)."""
 
     def call(args: tuple[str, ...]) -> tuple[int, str, str]:
         out, err = io.StringIO(), io.StringIO()
