@@ -58,6 +58,7 @@ _caller: contextvars.ContextVar[ApiKey | None] = contextvars.ContextVar("lumen_a
 # Metadata the gateway adds to backend calls (clients cannot set it: only x-request-id is passed on).
 KEY_ID_METADATA = "x-lumen-key-id"
 KEY_TRAINING_JOBS_METADATA = "x-lumen-key-training-jobs"
+KEY_DATASET_BYTES_METADATA = "x-lumen-key-dataset-bytes"
 
 
 def current_key() -> ApiKey | None:

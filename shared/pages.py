@@ -29,29 +29,39 @@ def page(
     """The page of ``items`` (ordered by ``key``) after ``page_token``, and the next page's token ("" at the end).
 
     ``query`` holds the request's other fields (a filter): a token is only good for the same query."""
-    if page_size < 0:
-        raise InvalidArgument("page_size", f"must be 0 (default {DEFAULT_PAGE_SIZE}) or more, got {page_size}")
-    size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+    limit = size(page_size)
     ordered = sorted(items, key=key)
     if page_token:
-        after = _after(page_token, query)
-        ordered = [item for item in ordered if key(item) > after]
-    chunk = ordered[:size]
-    more = len(ordered) > size
-    return chunk, _token(key(chunk[-1]), query) if more else ""
+        last = after(page_token, query)
+        ordered = [item for item in ordered if key(item) > last]
+    chunk = ordered[:limit]
+    more = len(ordered) > limit
+    return chunk, token(key(chunk[-1]), query) if more else ""
 
 
-def _token(after: str, query: str) -> str:
-    raw = json.dumps({"v": 1, "after": after, "query": query}, separators=(",", ":")).encode()
+# For lists a store pages itself (a query with the key and a limit): the same sizes and tokens.
+def size(page_size: int) -> int:
+    """How many items a page holds: 0 gives the default, past the maximum the maximum (AIP-158)."""
+    if page_size < 0:
+        raise InvalidArgument("page_size", f"must be 0 (default {DEFAULT_PAGE_SIZE}) or more, got {page_size}")
+    return min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+
+
+def token(last: str, query: str = "") -> str:
+    """The next page's token: it continues after the key ``last``, for the same ``query`` only."""
+    raw = json.dumps({"v": 1, "after": last, "query": query}, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _after(token: str, query: str) -> str:
+def after(page_token: str, query: str = "") -> str:
+    """The key a page starts after ("" for the first page); INVALID_ARGUMENT naming page_token otherwise."""
+    if not page_token:
+        return ""
     try:
-        fields = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-        after, given = fields["after"], fields["query"]
+        fields = json.loads(base64.urlsafe_b64decode(page_token + "=" * (-len(page_token) % 4)))
+        last, given = fields["after"], fields["query"]
     except (binascii.Error, ValueError, KeyError, TypeError):
         raise InvalidArgument("page_token", "is not a token this List call gave (pass next_page_token as is)") from None
-    if not isinstance(after, str) or given != query:
+    if not isinstance(last, str) or given != query:
         raise InvalidArgument("page_token", "was given for a request with other fields; keep them for every page")
-    return after
+    return last

@@ -12,6 +12,7 @@ from services.nlp import (
     runtime_embedding_head,
     runtime_hf_classifier,
     runtime_hf_entities,
+    runtime_keras_next_word,
     runtime_keras_text,
     runtime_langid,
     runtime_seq2seq,
@@ -40,6 +41,7 @@ FACTORIES: dict[str, ModelFactory] = {
     runtime_spacy.FRAMEWORK: runtime_spacy.SpacyEntityTagger,
     runtime_causal_lm.FRAMEWORK: runtime_causal_lm.CausalLM,
     runtime_seq2seq.FRAMEWORK: runtime_seq2seq.Seq2SeqModel,
+    runtime_keras_next_word.FRAMEWORK: runtime_keras_next_word.KerasNextWord,
 }
 
 

@@ -1,7 +1,8 @@
 """Generation data plane: Generate, GenerateStream and TransformText.
 
-Free generation goes to a causal LM's GenerationScheduler (token-interleaved,
-see generation_scheduler). Text-to-text goes to an encoder-decoder model in
+Free generation goes to any ScheduledGenerator (a causal LM, a trained Keras
+next-word model) through its GenerationScheduler (token-interleaved, see
+generation_scheduler). Text-to-text goes to an encoder-decoder model in
 one padded batch, or, by default, to the instruct model with a prompt
 template per task (transform_prompts), one scheduled generation per text.
 """
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from services.nlp import tasks
 from services.nlp.generation_params import Decoding, DecodingRequest, check_chat, check_prompt, resolve
 from services.nlp.generation_scheduler import Event, Failed, Finished, GenerationJob, GenerationResult
-from services.nlp.runtime_causal_lm import CausalLM
+from services.nlp.interfaces import ScheduledGenerator
 from services.nlp.runtime_seq2seq import Seq2SeqModel, Transformed
 from services.nlp.settings import NlpSettings
 from services.nlp.transform_prompts import REWRITE, TRANSLATE, instruct_messages, language_name
@@ -36,7 +37,7 @@ class Prepared:
     """A checked generation, holding its model: use it as ``with prepared:`` so the
     model is released when the call ends (unload waits for that)."""
 
-    lease: Lease[CausalLM]
+    lease: Lease[ScheduledGenerator]
     job: GenerationJob
 
     @property
@@ -44,7 +45,7 @@ class Prepared:
         return self.lease.entry
 
     @property
-    def model(self) -> CausalLM:
+    def model(self) -> ScheduledGenerator:
         return self.lease.model
 
     def __enter__(self) -> Prepared:
@@ -67,18 +68,18 @@ class Generation:
         self.repository = repository
         self.settings = settings
 
-    def _decoding(self, model: CausalLM | Seq2SeqModel, params: DecodingRequest) -> Decoding:
-        defaults = model.defaults if isinstance(model, CausalLM) else {}
+    def _decoding(self, model: ScheduledGenerator | Seq2SeqModel, params: DecodingRequest) -> Decoding:
+        defaults = model.defaults if isinstance(model, ScheduledGenerator) else {}
         return resolve(params, defaults, self.settings.max_new_tokens, self.settings.default_new_tokens)
 
-    def _causal(self, name: str, version: str) -> Lease[CausalLM]:
+    def _generator(self, name: str, version: str) -> Lease[ScheduledGenerator]:
         return self.repository.resolve(
             name,
             version,
             tasks.TEXT_GENERATION,
-            CausalLM,
+            ScheduledGenerator,
             default=self.settings.default_generator,
-            capability="causal generation",
+            capability="free generation",
         )
 
     async def prepare(
@@ -88,7 +89,7 @@ class Generation:
         result (``with prepared:``) for as long as the generation runs."""
         if (prompt is None) == (chat is None):
             raise InvalidArgument("input", "set exactly one of prompt and chat")
-        lease = self._causal(name, version)
+        lease = self._generator(name, version)
         try:
             return await self._prepare(lease, prompt, chat, params)
         except BaseException:
@@ -96,7 +97,7 @@ class Generation:
             raise
 
     async def _prepare(
-        self, lease: Lease[CausalLM], prompt: str | None, chat: Messages | None, params: DecodingRequest
+        self, lease: Lease[ScheduledGenerator], prompt: str | None, chat: Messages | None, params: DecodingRequest
     ) -> Prepared:
         model = lease.model
         decoding = self._decoding(model, params)
@@ -110,15 +111,15 @@ class Generation:
         self._check_room(model, len(ids), field)
         return Prepared(lease, model.job(ids, decoding.max_new_tokens, decoding.sampling, decoding.stop))
 
-    async def _encode_chat(self, model: CausalLM, chat: Messages) -> list[int]:
+    async def _encode_chat(self, model: ScheduledGenerator, chat: Messages) -> list[int]:
         if not model.has_chat_template:
             raise FailedPrecondition(f"chat: model {model.config.name!r} has no chat template; send a prompt")
         messages = [{"role": role, "content": content} for role, content in chat]
         return await asyncio.to_thread(model.encode_chat, messages)
 
     @staticmethod
-    def _check_room(model: CausalLM | Seq2SeqModel, tokens: int, field: str) -> None:
-        if tokens >= model.context_length:
+    def _check_room(model: ScheduledGenerator, tokens: int, field: str) -> None:
+        if model.room(tokens) <= 0:
             raise InvalidArgument(
                 field, f"is {tokens} tokens; the model's context holds {model.context_length} with the output"
             )
@@ -177,14 +178,14 @@ class Generation:
                 return await self._seq2seq(
                     lease.entry, model, checked, texts, task, instruction, source, target, params
                 )
-            if not isinstance(model, CausalLM):
+            if not isinstance(model, ScheduledGenerator):
                 raise InvalidArgument("model.name", f"{lease.entry.config.name!r} has no text-to-text generation")
             return await self._instructed(lease, model, checked, texts, task, instruction, source, target, params)
 
     async def _instructed(
         self,
         lease: Lease[GenerativeModel],
-        model: CausalLM,
+        model: ScheduledGenerator,
         checked: Checked,
         texts: list[str],
         task: str,
@@ -203,13 +204,13 @@ class Generation:
             ids = await asyncio.to_thread(
                 model.encode_chat, instruct_messages(task, texts[i], instruction, source, target)
             )
-            if len(ids) >= model.context_length:
+            if model.room(len(ids)) <= 0:
                 errors[i] = InvalidArgument(
                     f"texts[{i}]", f"is {len(ids)} tokens with the prompt; too long for the model"
                 )
             else:
                 jobs[i] = model.job(ids, decoding.max_new_tokens, decoding.sampling, decoding.stop)
-        held = Lease(lease.entry, model)  # typed as the CausalLM it is; released with the call
+        held = Lease(lease.entry, model)  # typed as the generator it is; released with the call
         with held:
             # One failure cancels the sibling generations (waiting or running) instead of letting them finish.
             done = await gather_or_cancel(self.generate(Prepared(held, job)) for job in jobs.values())

@@ -8,13 +8,18 @@ probabilities...) and answer INVALID_ARGUMENT naming "model" when it cannot.
 from __future__ import annotations
 
 import threading
+from abc import abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from shared.model import BatchedModel, Model, ModelConfig
+from services.nlp.generation_scheduler import GenerationJob, GenerationScheduler
+from services.nlp.sampling import SamplingParams
+from services.nlp.text_stream import TextStream
+from shared.errors import FailedPrecondition
+from shared.model import BatchedModel, GenerativeModel, Model, ModelConfig
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,47 @@ class EntityTaggerModel(BatchedModel):
 
     def predict(self, batch: list[tuple[str, str]]) -> Sequence[Any]:
         raise NotImplementedError
+
+
+class ScheduledGenerator(GenerativeModel):
+    """A model that generates one token per step of its own GenerationScheduler:
+    what Generate and GenerateStream (and, with a chat template, TransformText)
+    need. The runtime builds ``scheduler`` around its ``step(jobs)`` in load()."""
+
+    scheduler: GenerationScheduler
+    context_length: int  # tokens of prompt and output together the model can attend to
+    eos_ids: frozenset[int]
+    defaults: dict[str, float]  # sampling settings the model's own config sets (temperature, top_p, top_k)
+
+    @property
+    def has_chat_template(self) -> bool:
+        return False
+
+    @abstractmethod
+    def encode_prompt(self, prompt: str) -> list[int]:
+        """The prompt's token ids, as the model reads them."""
+
+    def encode_chat(self, messages: list[dict[str, str]]) -> list[int]:
+        raise FailedPrecondition(f"chat: model {self.config.name!r} has no chat template; send a prompt")
+
+    @abstractmethod
+    def decode(self, ids: Sequence[int]) -> str:
+        """Text of generated ids; decoding a prefix gives a prefix of the text (see text_stream)."""
+
+    def room(self, prompt_tokens: int) -> int:
+        """How many new tokens fit after a prompt of ``prompt_tokens`` (<= 0: the prompt is too long)."""
+        return self.context_length - prompt_tokens
+
+    def job(
+        self, prompt_ids: list[int], max_new_tokens: int, sampling: SamplingParams, stops: Sequence[str]
+    ) -> GenerationJob:
+        return GenerationJob(
+            prompt_ids=prompt_ids,
+            max_new_tokens=max(1, min(max_new_tokens, self.room(len(prompt_ids)))),
+            sampling=sampling,
+            stream=TextStream(self.decode, tuple(stops)),
+            eos_ids=self.eos_ids,
+        )
 
 
 def context_length_of(tokenizer: Any, model_config: Any, fallback: int = 512) -> int:

@@ -21,15 +21,13 @@ from typing import Any
 
 from services.nlp.decode_batch import DecodeBatch
 from services.nlp.generation_scheduler import GenerationJob, GenerationScheduler
-from services.nlp.interfaces import TokenizerModel, context_length_of
+from services.nlp.interfaces import ScheduledGenerator, TokenizerModel, context_length_of
 from services.nlp.sampling import SamplingParams, TokenChooser
-from services.nlp.text_stream import TextStream
-from shared.model import GenerativeModel
 
 FRAMEWORK = "transformers-causal-lm"
 
 
-class CausalLM(TokenizerModel, GenerativeModel):
+class CausalLM(TokenizerModel, ScheduledGenerator):
     def load(self) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -72,18 +70,6 @@ class CausalLM(TokenizerModel, GenerativeModel):
         return self.tokenizer.decode(list(ids), skip_special_tokens=True)
 
     # --- generation ----------------------------------------------------------
-    def job(
-        self, prompt_ids: list[int], max_new_tokens: int, sampling: SamplingParams, stops: Sequence[str]
-    ) -> GenerationJob:
-        room = self.context_length - len(prompt_ids)
-        return GenerationJob(
-            prompt_ids=prompt_ids,
-            max_new_tokens=max(1, min(max_new_tokens, room)),
-            sampling=sampling,
-            stream=TextStream(self.decode, tuple(stops)),
-            eos_ids=self.eos_ids,
-        )
-
     def step(self, jobs: list[GenerationJob]) -> None:
         """One token for each of ``jobs``: newcomers get theirs from their prefill, the rest from one batched pass."""
         torch = self._torch

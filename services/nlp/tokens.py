@@ -9,8 +9,7 @@ from dataclasses import dataclass
 
 from services.nlp import tasks
 from services.nlp.generation_params import check_chat
-from services.nlp.interfaces import TokenizerModel
-from services.nlp.runtime_causal_lm import CausalLM
+from services.nlp.interfaces import ScheduledGenerator, TokenizerModel
 from services.nlp.settings import NlpSettings
 from shared.errors import FailedPrecondition, InvalidArgument
 from shared.repository import Entry, Lease, ModelRepository
@@ -101,7 +100,7 @@ class Tokens:
             entry, model = lease.entry, lease.model
             if chat is not None:
                 check_chat(chat, self.settings.max_text_chars)
-                if not isinstance(model, CausalLM) or not model.has_chat_template:
+                if not isinstance(model, ScheduledGenerator) or not model.has_chat_template:
                     raise FailedPrecondition(f"chat: model {entry.config.name!r} has no chat template")
                 messages = [{"role": role, "content": content} for role, content in chat]
                 ids = await asyncio.to_thread(model.encode_chat, messages)

@@ -8,9 +8,8 @@ from google.rpc import status_pb2
 from lumen.training.v1 import training_pb2
 from services.training.recipes.base import Recipe
 from services.training.records import DatasetRecord, JobRecord
+from shared import pages
 from shared.errors import InvalidArgument
-
-DEFAULT_PAGE, MAX_PAGE = 50, 1000
 
 
 def _time(seconds: float | None) -> timestamp_pb2.Timestamp | None:
@@ -86,10 +85,19 @@ def recipe(r: Recipe) -> training_pb2.Recipe:
     )
 
 
-def page(page_size: int, page_token: str) -> tuple[int, int]:
-    """(limit, continue-before sequence number) from a request's page fields."""
-    if page_size > MAX_PAGE:
-        raise InvalidArgument("page_size", f"at most {MAX_PAGE}")
-    if page_token and not page_token.isdigit():
-        raise InvalidArgument("page_token", "not a token this service issued")
-    return page_size or DEFAULT_PAGE, int(page_token or 0)
+def page(page_size: int, page_token: str, query: str = "") -> tuple[int, int]:
+    """(limit, continue below this sequence number; 0: from the newest) from a request's page fields.
+
+    Tokens are shared.pages' (opaque, good only for the same ``query``: the filter); the key is a record's
+    sequence number, so the store pages in its query (newest first) and an insertion between pages
+    neither repeats nor skips a record."""
+    last = pages.after(page_token, query)
+    if last and not last.isdigit():
+        raise InvalidArgument("page_token", "is not a token this List call gave (pass next_page_token as is)")
+    return pages.size(page_size), int(last or 0)
+
+
+def next_page_token(seqs: list[int], limit: int, query: str = "") -> str:
+    """Token after the page of ``limit`` records whose sequence numbers are ``seqs`` (one more was asked for,
+    to know whether another page follows); "" on the last page."""
+    return pages.token(str(seqs[limit - 1]), query) if len(seqs) > limit else ""

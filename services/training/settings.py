@@ -40,7 +40,7 @@ class TrainingSettings(ServerSettings):
     )
     kubernetes_volume_subpath: str = setting("training", "Folder of that claim that holds data_dir (empty: its root).")
     kubernetes_service_account: str = setting(
-        "lumen-training-job", "ServiceAccount of the Job pods (no API rights needed; its token is not mounted)."
+        "training-job", "ServiceAccount of the Job pods (no API rights needed; its token is not mounted)."
     )
     kubernetes_cpu: str = setting("2", "CPU request and limit of a Job's pod (Kubernetes quantity).")
     kubernetes_memory: str = setting("4Gi", "Memory request and limit of a Job's pod (Kubernetes quantity).")

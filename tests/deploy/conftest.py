@@ -25,6 +25,7 @@ TARGETS = {
     "cpu": K8S / "overlays" / "cpu",
     "gpu": K8S / "overlays" / "gpu",
     "shared": K8S / "overlays" / "shared",
+    "training": K8S / "overlays" / "training",
 }
 
 

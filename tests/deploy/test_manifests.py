@@ -99,7 +99,8 @@ def test_pods_run_without_privilege(rendered: Rendered) -> None:
         assert pod["securityContext"]["runAsNonRoot"] is True, name
         assert pod["securityContext"]["runAsUser"] != 0, name
         assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault", name
-        assert pod["automountServiceAccountToken"] is False, name
+        # Only the training service calls the Kubernetes API (its Jobs: test_training_* below).
+        assert pod["automountServiceAccountToken"] is (name == "training"), name
         assert not any(pod.get(k) for k in ("hostNetwork", "hostPID", "hostIPC")), name
         assert not any("hostPath" in v for v in pod.get("volumes", [])), name
         for c in pod["containers"] + pod.get("initContainers", []):
@@ -172,7 +173,7 @@ def test_gpu_only_where_asked(rendered: Rendered) -> None:
             assert not server["image"].endswith("-gpu"), name
 
 
-@pytest.mark.parametrize("name", ["cpu", "gpu", "shared"])
+@pytest.mark.parametrize("name", ["cpu", "gpu", "shared", "training"])
 def test_autoscaling_owns_the_replica_count(render, name: str) -> None:
     rendered = render(name)
     scaled = {hpa["spec"]["scaleTargetRef"]["name"] for hpa in rendered.of_kind("HorizontalPodAutoscaler")}
@@ -184,7 +185,7 @@ def test_autoscaling_owns_the_replica_count(render, name: str) -> None:
         assert "cpu" in container(deployment)["resources"]["requests"]
 
 
-@pytest.mark.parametrize("name", ["cpu", "gpu", "shared"])
+@pytest.mark.parametrize("name", ["cpu", "gpu", "shared", "training"])
 def test_disruption_budget_per_component(render, name: str) -> None:
     rendered = render(name)
     for component in COMPONENTS:
@@ -198,8 +199,13 @@ def _selects(selector: dict, labels: dict) -> bool:
     return selector.get("matchLabels", {}).items() <= labels.items()
 
 
-@pytest.mark.parametrize("name", ["cpu", "gpu", "shared"])
+# The training service's pods (components/training); the rule stays where that component is not used.
+TRAINING_PEER = {"matchLabels": {"app.kubernetes.io/name": "training"}}
+
+
+@pytest.mark.parametrize("name", ["cpu", "gpu", "shared", "training"])
 def test_only_the_gateway_reaches_the_model_services(render, name: str) -> None:
+    """...and the training service, for LoadModel of what it trained."""
     rendered = render(name)
     policies = rendered.of_kind("NetworkPolicy")
     assert any(p["spec"]["podSelector"] == {} and not p["spec"].get("ingress") for p in policies), "no default deny"
@@ -214,8 +220,10 @@ def test_only_the_gateway_reaches_the_model_services(render, name: str) -> None:
             assert rule.get("from"), f"{service}: an ingress rule open to every source"
             for peer in rule["from"]:
                 from_gateway = "podSelector" in peer and _selects(peer["podSelector"], gateway_labels)
+                from_training = peer.get("podSelector") == TRAINING_PEER
                 from_monitoring = "namespaceSelector" in peer and "podSelector" not in peer
-                assert from_gateway or (from_monitoring and rule not in grpc_rules), f"{service}: {peer}"
+                allowed = from_gateway or (from_training and rule in grpc_rules)
+                assert allowed or (from_monitoring and rule not in grpc_rules), f"{service}: {peer}"
 
 
 STATE_URLS = {

@@ -33,12 +33,13 @@ def polarity_jsonl() -> bytes:
     ).encode()
 
 
-def lee_corpus() -> bytes:
-    """The Lee background corpus from gensim's wheel: 300 news articles, one a line."""
+def lee_corpus(documents: int | None = None) -> bytes:
+    """The Lee background corpus from gensim's wheel: 300 news articles, one a line (the first ``documents``)."""
     from gensim.test.utils import datapath
 
     with open(datapath("lee_background.cor"), "rb") as corpus:
-        return corpus.read()
+        data = corpus.read()
+    return data if documents is None else b"".join(data.splitlines(keepends=True)[:documents])
 
 
 def digits_zip() -> bytes:

@@ -108,3 +108,32 @@ async def test_list_filter_cancel_watch_delete(held) -> None:
     recipes = await stubs.jobs.ListRecipes(pb.ListRecipesRequest())
     dense = next(r for r in recipes.recipes if r.name == "tabular-dense")
     assert dense.service == "tabular" and {h.name for h in dense.hyperparameters} >= {"epochs", "learning_rate"}
+
+
+async def test_next_word_checks_its_hyperparameters_and_data(held, tmp_path) -> None:
+    _, stubs = held
+    corpus = await _dataset(stubs, b"the cat sat on the mat\nthe dog sat on the log\n", pb.DATASET_FORMAT_TEXT)
+    create = stubs.jobs.CreateTrainingJob
+    for hyper, field in (
+        ({"context": 0}, "context"),
+        ({"max_words": 5}, "max_words"),
+        ({"lstm_units": 2.5}, "lstm_units"),
+    ):
+        details = await _fails(
+            create(_job(corpus, recipe="next-word", hyperparameters=hyper)), grpc.StatusCode.INVALID_ARGUMENT
+        )
+        assert f"hyperparameters[{field}]" in details
+    iris = await _dataset(stubs, sklearn_csv("iris"))
+    details = await _fails(create(_job(iris, recipe="next-word")), grpc.StatusCode.INVALID_ARGUMENT)
+    assert "DATASET_FORMAT_TEXT" in details
+    classifier = tmp_path / "models" / "nlp" / "polarity"
+    classifier.mkdir(parents=True)
+    (classifier / "model.json").write_text(json.dumps({"task": "text-classification", "framework": "keras"}))
+    details = await _fails(
+        create(_job(corpus, recipe="next-word", model_name="polarity")), grpc.StatusCode.INVALID_ARGUMENT
+    )
+    assert "model_name" in details and "text-classification" in details
+    job = (await create(_job(corpus, recipe="next-word", model_name="cats"))).job
+    assert job.hyperparameters["context"] == 10 and job.hyperparameters["learning_rate"] == pytest.approx(0.003)
+    recipes = {r.name: r for r in (await stubs.jobs.ListRecipes(pb.ListRecipesRequest())).recipes}
+    assert recipes["next-word"].service == "nlp"

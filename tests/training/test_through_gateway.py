@@ -9,6 +9,8 @@ differ, so float sums may too: a small tolerance).
 from __future__ import annotations
 
 import asyncio
+import collections
+import json
 import zipfile
 from pathlib import Path
 
@@ -183,3 +185,74 @@ async def test_cnn_image_on_digits_is_served_by_classify_images(suite: Suite, tm
     here = await asyncio.to_thread(in_process, "cnn-image", payload, pb.DATASET_FORMAT_IMAGE_ZIP, hyper, tmp_path)
     assert abs(served - here["heldout_accuracy"]) <= 0.1, (served, here)
     assert served >= 0.7  # ten digits: a working CNN gets most of them after a few epochs
+
+
+async def test_next_word_on_lee_is_served_by_generate(suite: Suite, suite_models: Path, tmp_path: Path) -> None:
+    """Held-out next-word accuracy from Generate's answers (one greedy word a call) on a sample of the
+    held-out positions, against the same recipe trained here; GenerateStream's greedy text against the
+    model trained here decoded by a plain loop."""
+    from shared.word_vocabulary import words
+    from tests.nlp.next_word_reference import Reference
+
+    payload, context = lee_corpus(60), 6
+    hyper = {"epochs": 6.0, "context": 6.0, "max_words": 1500.0, "embedding_dim": 32.0, "lstm_units": 64.0}
+    hyper |= {"batch_size": 32.0, "learning_rate": 0.01}
+    async with grpc.aio.insecure_channel(suite.address()) as channel:
+        job = await train_through(
+            channel,
+            payload,
+            pb.DATASET_FORMAT_TEXT,
+            recipe="next-word",
+            model_name="lee-next-word",
+            hyperparameters=hyper,
+        )
+        served_dir = suite_models / "nlp" / "lee-next-word" / "versions" / job.result.model_version
+        vocabulary = set(json.loads((served_dir / "vocabulary.json").read_text()))
+        documents = [w for w in (words(line) for line in payload.decode().splitlines()) if w]
+        _, held = data.split([""] * len(documents), 0.2, SEED)
+        positions = [
+            (doc[max(0, i - context) : i], doc[i] if i < len(doc) else "<eos>")
+            for doc in (documents[d] for d in held)
+            for i in range(1, len(doc) + 1)
+        ]
+        sample = [(before, word) for before, word in positions[::8] if word in vocabulary]
+        stub, gate = nlp_pb2_grpc.TextGenerationServiceStub(channel), asyncio.Semaphore(16)
+
+        async def next_word(before: list[str]) -> str:
+            async with gate:  # within the model's waiting room
+                reply = await stub.Generate(
+                    nlp_pb2.GenerateRequest(
+                        model={"name": "lee-next-word"},
+                        prompt=" ".join(before),
+                        params=nlp_pb2.GenerationParams(max_new_tokens=1, temperature=0.0),
+                    )
+                )
+            assert reply.model.version == job.result.model_version
+            return reply.text.strip() or "<eos>"
+
+        served_words = await asyncio.gather(*(next_word(before) for before, _ in sample))
+        prompt = "the prime minister said"
+        stream = stub.GenerateStream(
+            nlp_pb2.GenerateStreamRequest(
+                model={"name": "lee-next-word"},
+                prompt=prompt,
+                params=nlp_pb2.GenerationParams(max_new_tokens=12, temperature=0.0),
+            )
+        )
+        streamed = "".join([m.text async for m in stream])
+    here = await asyncio.to_thread(in_process, "next-word", payload, pb.DATASET_FORMAT_TEXT, hyper, tmp_path)
+    reference = Reference(tmp_path / "out", context)
+    here_words = [reference.words[int(np.argmax(reference.scores(reference.ids(before))))] for before, _ in sample]
+    served = float(np.mean([w == target for w, (_, target) in zip(served_words, sample, strict=True)]))
+    in_process_score = float(np.mean([w == target for w, (_, target) in zip(here_words, sample, strict=True)]))
+    agree = float(np.mean([a == b for a, b in zip(served_words, here_words, strict=True)]))
+    print(f"next-word sample of {len(sample)}: served {served:.3f}, in process {in_process_score:.3f}, agree {agree}")
+    print(f"job {dict(job.result.metrics)}; in process {here}; stream {streamed!r}")
+    assert abs(served - in_process_score) <= 0.05 and agree >= 0.9, (served, in_process_score, agree)
+    assert job.result.metrics["heldout_accuracy"] == pytest.approx(here["heldout_accuracy"], abs=0.02)
+    assert job.result.metrics["heldout_perplexity"] == pytest.approx(here["heldout_perplexity"], rel=0.05)
+    assert streamed == reference.generate(prompt, 12) and len(streamed.split()) >= 2
+    # Better than always saying the commonest word: the model learned something.
+    counts = collections.Counter(w for d in documents for w in d)
+    commonest = counts.most_common(1)[0][0]
+    assert served > float(np.mean([target == commonest for _, target in sample]))
