@@ -22,9 +22,10 @@ from typing import Any
 from google.protobuf.message import Message
 from google.rpc import code_pb2
 
+from lumen.api_training import dataset_format, job_state
 from lumen.cli_output import emit
 from lumen.client import Client
-from lumen.client_training import dataset_format
+from lumen.client_pages import every_page
 from lumen.common.v1 import common_pb2
 from lumen.embeddings.v1 import embeddings_pb2
 from lumen.nlp.v1 import nlp_pb2
@@ -201,7 +202,7 @@ def _train(client: Client, args: argparse.Namespace) -> int:
             bar.total = total
             bar.update(done - bar.n)
 
-        uploaded = client.upload_dataset(data, fmt, args.label_column, on_progress=sent)
+        uploaded = client.upload_dataset(data, fmt, args.label_column, on_sent=sent)
     dataset = uploaded.dataset
     if not quiet:
         known = " (already stored)" if uploaded.already_existed else ""
@@ -220,7 +221,8 @@ def _train(client: Client, args: argparse.Namespace) -> int:
 
 def _jobs(client: Client, args: argparse.Namespace) -> int:
     if args.action == "list":
-        jobs = client.list_training_jobs(args.state)
+        request = pb.ListTrainingJobsRequest(state=job_state(args.state))  # type: ignore[arg-type]
+        jobs = every_page(client.call, client.training.ListTrainingJobs, request, "jobs")
 
         def table() -> None:
             for j in jobs:

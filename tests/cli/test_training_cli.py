@@ -97,13 +97,11 @@ async def test_sdk_uploads_a_folder_of_class_folders_as_an_image_zip(held, tmp_p
 
     def calls() -> None:  # the SDK is blocking: off the loop that serves
         with Client(f"127.0.0.1:{gateway.port}") as client:
-            reply = client.upload_dataset(
-                tmp_path / "images", on_progress=lambda done, total: sent.append((done, total))
-            )
+            reply = client.upload_dataset(tmp_path / "images", on_sent=lambda done, total: sent.append((done, total)))
             assert reply.dataset.format == pb.DATASET_FORMAT_IMAGE_ZIP and reply.dataset.record_count == 6
             assert list(reply.dataset.labels) == ["dark", "light"]
             assert sent and sent[-1][0] == sent[-1][1]  # every byte reported
-            assert reply.dataset.id in [d.id for d in client.list_datasets()]
+            assert reply.dataset.id in [d.id for d in client.list_datasets().datasets]
             assert client.upload_dataset(tmp_path / "images").already_existed  # zipped the same way again
             with pytest.raises(ValueError, match="need a format"):
                 client.upload_dataset(b"a,label\n1,x\n")
@@ -199,3 +197,20 @@ async def test_train_word2vec_on_a_corpus_file_is_served_for_similar_words(servi
     (sample,) = [line for line in out.splitlines() if line.startswith("  sample: ")]
     word, neighbours = sample.removeprefix("  sample: ").split(" ~ ")
     assert len(neighbours.split(", ")) == 5 and word not in neighbours.split(", ")
+
+
+@pytest.mark.slow
+async def test_async_client_trains_with_the_same_calls(serving: Gateway, data: Path) -> None:
+    """AsyncClient has the training operations too: train() awaited, progress pushed as it trains."""
+    from lumen.aio import AsyncClient
+
+    seen: list[int] = []
+    async with AsyncClient(f"127.0.0.1:{serving.port}", timeout=120) as client:
+        job = await client.train(
+            "tabular-dense", data / "iris.csv", "iris-async", {"epochs": 3}, on_progress=lambda j: seen.append(j.state)
+        )
+        assert job.state == pb.JOB_STATE_SUCCEEDED, job.error.message
+        assert seen[-1] == pb.JOB_STATE_SUCCEEDED and pb.JOB_STATE_RUNNING in seen
+        assert (await client.get_training_job(job.id)).result.model_name == "iris-async"
+        page = await client.list_training_jobs("succeeded", page_size=1)
+        assert len(page.jobs) == 1 and page.next_page_token  # iris-cli's jobs ran before
