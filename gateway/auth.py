@@ -58,6 +58,7 @@ _caller: contextvars.ContextVar[ApiKey | None] = contextvars.ContextVar("lumen_a
 # Metadata the gateway adds to backend calls (clients cannot set it: only x-request-id is passed on).
 KEY_ID_METADATA = "x-lumen-key-id"
 KEY_TRAINING_JOBS_METADATA = "x-lumen-key-training-jobs"
+KEY_DATASET_BYTES_METADATA = "x-lumen-key-dataset-bytes"
 
 
 def current_key() -> ApiKey | None:
@@ -122,11 +123,13 @@ class Guard:
         secret = presented_secret(metadata)
         if not secret:
             REFUSED.labels("-", "missing_key").inc()
-            raise Unauthenticated("missing API key: send it as x-api-key or authorization: Bearer <key>")
+            raise Unauthenticated(
+                "missing API key: send it as x-api-key or authorization: Bearer <key>", reason="API_KEY_MISSING"
+            )
         key = self.store.find(secret)
         if key is None:
             REFUSED.labels("-", "invalid_key").inc()
-            raise Unauthenticated("invalid API key")
+            raise Unauthenticated("invalid API key", reason="API_KEY_INVALID")
         return key
 
     async def admit(self, metadata: Any, method: str) -> ApiKey:
@@ -137,10 +140,18 @@ class Guard:
             service = self.routes.get(method[1:].split("/", 1)[0], "")
             if not key.may_use(service):
                 REFUSED.labels(key.id, "permission").inc()
-                raise PermissionDenied(f"key {key.id!r} may not use the {service or 'requested'} service")
+                raise PermissionDenied(
+                    f"key {key.id!r} may not use the {service or 'requested'} service",
+                    reason="SERVICE_NOT_ALLOWED",
+                    metadata={"key_id": key.id, "service": service},
+                )
             if method in self.admin_methods and not key.admin:
                 REFUSED.labels(key.id, "admin").inc()
-                raise PermissionDenied(f"{method.rsplit('/', 1)[1]} needs an admin key; key {key.id!r} is not one")
+                raise PermissionDenied(
+                    f"{method.rsplit('/', 1)[1]} needs an admin key; key {key.id!r} is not one",
+                    reason="ADMIN_KEY_REQUIRED",
+                    metadata={"key_id": key.id, "method": method},
+                )
         # Quota (counted calls only), rate and counting in one step: atomic across gateway replicas.
         self.refuse_if(key, await self.meter.admit(key, method, counted))
         return key
@@ -148,7 +159,14 @@ class Guard:
     def refuse_if(self, key: ApiKey, refusal: Refusal | None) -> None:
         if refusal is not None:
             REFUSED.labels(key.id, refusal.reason).inc()
-            raise ResourceExhausted(refusal.message, subject=f"key:{key.id}", retry_after_s=refusal.retry_after_s)
+            raise ResourceExhausted(
+                refusal.message,
+                subject=f"key:{key.id}",
+                retry_after_s=refusal.retry_after_s,
+                # "rate", or the quota that ran out: "calls", "tokens" or "images".
+                reason="RATE_LIMITED" if refusal.reason == "rate" else "QUOTA_EXCEEDED",
+                metadata={"key_id": key.id, "limit": refusal.reason},
+            )
 
 
 async def _refused(exc: LumenError) -> AsyncIterator[Any]:

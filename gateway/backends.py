@@ -22,7 +22,7 @@ import grpc
 import grpc.aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from gateway.auth import KEY_ID_METADATA, KEY_TRAINING_JOBS_METADATA, current_key
+from gateway.auth import KEY_DATASET_BYTES_METADATA, KEY_ID_METADATA, KEY_TRAINING_JOBS_METADATA, current_key
 from shared import tracing
 from shared.log import request_id
 
@@ -126,7 +126,11 @@ def outgoing_metadata(context: grpc.aio.ServicerContext) -> tuple[tuple[str, str
     out = [("x-request-id", request_id.get())]
     key = current_key()
     if key is not None:  # who is calling, for backends that keep per-caller records (training jobs)
-        out += [(KEY_ID_METADATA, key.id), (KEY_TRAINING_JOBS_METADATA, str(key.training_jobs))]
+        out += [
+            (KEY_ID_METADATA, key.id),
+            (KEY_TRAINING_JOBS_METADATA, str(key.training_jobs)),
+            (KEY_DATASET_BYTES_METADATA, str(key.dataset_bytes)),
+        ]
     if tracing.enabled():
         tracing.inject(out)
         return tuple(out)

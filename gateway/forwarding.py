@@ -20,6 +20,7 @@ from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
 
 from gateway.backends import Backend, outgoing_metadata
 from shared.interceptors import REQUEST_ID_KEY
+from shared.log import request_id
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +31,10 @@ def _relayable(metadata: Any) -> tuple[tuple[str, str | bytes], ...]:
 
 
 async def relay_error(context: grpc.aio.ServicerContext, exc: grpc.aio.AioRpcError) -> None:
-    """End the client's call with the backend's code, message and details."""
-    await context.abort(exc.code(), exc.details() or "", _relayable(exc.trailing_metadata()))
+    """End the client's call with the backend's code, message and details, and the request id
+    (the interceptor adds it to successful calls only: an abort is the servicer's own ending)."""
+    trailing = (*_relayable(exc.trailing_metadata()), (REQUEST_ID_KEY, request_id.get()))
+    await context.abort(exc.code(), exc.details() or "", trailing)
 
 
 async def relay_trailers(context: grpc.aio.ServicerContext, call: Any) -> None:

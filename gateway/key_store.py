@@ -12,11 +12,14 @@ File format (``LUMEN_GATEWAY_KEYS_FILE``)::
     {"keys": [{"id": "team-a", "sha256": "<64 hex>", "services": ["nlp", "embeddings", "gateway"],
                "rate_per_s": 10, "burst": 20, "period_s": 86400,
                "calls_per_period": 100000, "tokens_per_period": 5000000, "images_per_period": 0,
-               "admin": false}]}
+               "training_jobs": 2, "dataset_bytes": 1073741824, "admin": false}]}
 
-Zero means unlimited for rate_per_s/burst (both must be set to limit) and for
-each *_per_period. The store re-reads the file when it changes, so keys are
-added and revoked without a restart.
+Zero means unlimited for rate_per_s/burst (both must be set to limit), for
+each *_per_period, for training_jobs (unfinished training jobs at once) and
+dataset_bytes (bytes of training datasets kept at once); the training service
+enforces those two, from the limits the gateway sends with each call. The
+store re-reads the file when it changes, so keys are added and revoked
+without a restart.
 """
 
 from __future__ import annotations
@@ -67,6 +70,7 @@ class ApiKey:
     tokens_per_period: int = 0
     images_per_period: int = 0
     training_jobs: int = 0  # unfinished (queued or running) training jobs at once; 0 = no limit
+    dataset_bytes: int = 0  # bytes of training datasets stored at once (the key's uploads); 0 = no limit
     admin: bool = False
 
     def may_use(self, service: str) -> bool:
@@ -119,6 +123,7 @@ class ApiKey:
             self.tokens_per_period,
             self.images_per_period,
             self.training_jobs,
+            self.dataset_bytes,
         )
         if not all(math.isfinite(n) for n in numbers) or min(numbers) < 0 or self.period_s < 1:
             raise ValueError(f"key {self.id!r}: limits must be >= 0 and period_s >= 1")
@@ -136,6 +141,7 @@ FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "tokens_per_period": (int,),
     "images_per_period": (int,),
     "training_jobs": (int,),
+    "dataset_bytes": (int,),
     "admin": (bool,),
 }
 

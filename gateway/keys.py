@@ -46,6 +46,7 @@ def create(path: Path, args: argparse.Namespace) -> str:
         tokens_per_period=args.tokens,
         images_per_period=args.images,
         training_jobs=args.training_jobs,
+        dataset_bytes=args.dataset_bytes,
         admin=args.admin,
     )
     key.check()
@@ -72,7 +73,11 @@ def describe(key: ApiKey) -> str:
         if n
     )
     admin = " admin" if key.admin else ""
-    return f"{key.id}: {','.join(sorted(key.services))}; {rate}; {quota or 'no quota'} per {key.period_s}s{admin}"
+    training = ", ".join(
+        f"{n} {label}" for n, label in ((key.training_jobs, "training jobs"), (key.dataset_bytes, "dataset bytes")) if n
+    )
+    held = f"; at most {training}" if training else ""
+    return f"{key.id}: {','.join(sorted(key.services))}; {rate}; {quota or 'no quota'} per {key.period_s}s{held}{admin}"
 
 
 def parser() -> argparse.ArgumentParser:
@@ -91,6 +96,9 @@ def parser() -> argparse.ArgumentParser:
     make.add_argument("--tokens", type=int, default=0, help="input+output tokens per period (0: unlimited)")
     make.add_argument("--images", type=int, default=0, help="images per period (0: unlimited)")
     make.add_argument("--training-jobs", type=int, default=0, help="unfinished training jobs at once (0: unlimited)")
+    make.add_argument(
+        "--dataset-bytes", type=int, default=0, help="bytes of training datasets stored at once (0: unlimited)"
+    )
     make.add_argument("--admin", action="store_true", help="may read every key's usage")
     commands.add_parser("list", help="list key ids and limits (never keys)")
     gone = commands.add_parser("revoke", help="delete a key")

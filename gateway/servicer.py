@@ -20,6 +20,7 @@ from gateway.backends import Backend, outgoing_metadata
 from gateway.fanout import Budget
 from gateway.scope import Scope
 from gateway.semantic import index_documents, semantic_search
+from gateway.training_usage import training_seconds
 from gateway.usage_report import usage_report
 from lumen.common.v1 import common_pb2, common_pb2_grpc
 from lumen.gateway.v1 import gateway_pb2 as pb
@@ -69,7 +70,12 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
         key = self.guard.known_key(key_id)
         if key is None:
             raise NotFound("key", key_id, "key_id")
-        return usage_report(key, await self.guard.meter.period(key))
+        period = await self.guard.meter.period(key)
+        report = usage_report(key, period)
+        report.usage.training_seconds = await training_seconds(
+            self.backends.get("training"), key, period.start, period.end
+        )
+        return report
 
     async def ListModels(
         self, request: pb.ListModelsRequest, context: grpc.aio.ServicerContext

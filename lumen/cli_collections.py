@@ -13,6 +13,7 @@ from google.rpc import code_pb2
 
 from lumen.cli_output import emit, progress
 from lumen.client import Client
+from lumen.client_pages import every_page
 from lumen.common.v1 import common_pb2
 from lumen.embeddings.v1 import embeddings_pb2
 from lumen.gateway.v1 import gateway_pb2
@@ -99,15 +100,8 @@ def _search(client: Client, args: argparse.Namespace) -> None:
 
 def _collections(client: Client, args: argparse.Namespace) -> None:
     if args.action == "list":
-        rows, token = [], ""
-        while True:  # every page
-            page = client.call(
-                client.collections.ListCollections, embeddings_pb2.ListCollectionsRequest(page_token=token)
-            )
-            rows += page.collections
-            token = page.next_page_token
-            if not token:
-                break
+        request = embeddings_pb2.ListCollectionsRequest()
+        rows = every_page(client.call, client.collections.ListCollections, request, "collections")
         response = embeddings_pb2.ListCollectionsResponse(collections=rows)
     elif args.action == "get":
         response = client.call(client.collections.GetCollection, embeddings_pb2.GetCollectionRequest(name=args.name))

@@ -10,6 +10,7 @@ from google.rpc import code_pb2
 from lumen.cli_output import emit
 from lumen.cli_vision import faces_detect, image_files
 from lumen.client import Client
+from lumen.client_pages import every_page
 from lumen.common.v1 import common_pb2
 from lumen.vision.v1 import vision_pb2
 
@@ -71,13 +72,7 @@ def _verify(client: Client, args: argparse.Namespace) -> None:
 
 def _galleries(client: Client, args: argparse.Namespace) -> None:
     if args.action == "list":
-        galleries, token = [], ""
-        while True:
-            page = client.call(client.faces.ListGalleries, vision_pb2.ListGalleriesRequest(page_token=token))
-            galleries += page.galleries
-            token = page.next_page_token
-            if not token:
-                break
+        galleries = every_page(client.call, client.faces.ListGalleries, vision_pb2.ListGalleriesRequest(), "galleries")
         response = vision_pb2.ListGalleriesResponse(galleries=galleries)
         rows = galleries
     elif args.action == "create":

@@ -11,8 +11,8 @@ from typing import Any
 import grpc
 from google.protobuf import json_format
 from google.protobuf.message import Message
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
+
+from lumen.errors import LumenError
 
 
 def emit(args: argparse.Namespace, message: Message | list[Message], human: Callable[[], None]) -> None:
@@ -28,21 +28,7 @@ def emit(args: argparse.Namespace, message: Message | list[Message], human: Call
 
 def error_line(exc: grpc.RpcError) -> str:
     """``ERROR <STATUS>: <message> (field: x)``, the field taken from google.rpc.BadRequest when sent."""
-    code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
-    line = f"ERROR {code.name}: {exc.details() if hasattr(exc, 'details') else exc}"
-    fields = []
-    try:
-        status = rpc_status.from_call(exc)  # type: ignore[arg-type]
-    except (AttributeError, ValueError):
-        status = None  # no call details (e.g. the channel never connected)
-    for detail in status.details if status else ():
-        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-            bad = error_details_pb2.BadRequest()
-            detail.Unpack(bad)
-            fields += [v.field for v in bad.field_violations if v.field]
-    if fields:
-        line += f" (field: {', '.join(fields)})"
-    return line
+    return f"ERROR {LumenError.of(exc)}"
 
 
 def progress(total: int, label: str, quiet: bool) -> Any:

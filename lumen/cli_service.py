@@ -38,6 +38,7 @@ def _usage(client: Client, args: argparse.Namespace) -> None:
         since = response.period_start.ToJsonString()
         print(f"key {response.key_id or '(anonymous)'}: {response.calls} calls since {since}")
         print(f"  tokens in {u.input_tokens}, out {u.output_tokens}, images {u.images}")
+        print(f"  training {u.training_seconds:.0f} s")
         for m in response.methods:
             print(f"  {m.method:<50} {m.calls:>6} calls {m.errors:>4} errors {m.usage.input_tokens:>8} tokens")
         q = response.quota

@@ -35,7 +35,7 @@ def _embed_file(client: Client, args: argparse.Namespace) -> None:
 
     responses = []
     with progress(len(texts), f"embedding {args.file}", args.json or args.quiet) as bar:
-        for response in client.embeddings.EmbedStream(requests(), timeout=client.timeout, metadata=client._metadata):
+        for response in client.embeddings.EmbedStream(requests()):
             responses.append(response)
             bar.update(len(response.embeddings))
     responses.sort(key=lambda r: r.chunk_index)

@@ -37,6 +37,7 @@ class Admission:
                 f"the server is serving its maximum of {self.max_calls} calls; retry later",
                 subject="server:concurrent_calls",
                 retry_after_s=self.retry_after_s,
+                reason="SERVER_OVERLOADED",
             )
         self.calls += 1
         ADMITTED.set(self.calls)
@@ -53,6 +54,7 @@ class Admission:
                 f"the server holds its maximum of {self.max_bytes} request bytes; retry later",
                 subject="server:request_bytes",
                 retry_after_s=self.retry_after_s,
+                reason="SERVER_OVERLOADED",
             )
         self.bytes += size
         BYTES_HELD.set(self.bytes)

@@ -14,19 +14,28 @@ from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+ERROR_DOMAIN = "lumen"
+
 
 class LumenError(Exception):
-    """Base class: an error the caller is meant to see, with its gRPC code."""
+    """Base class: an error the caller is meant to see, with its gRPC code.
+
+    ``reason`` (UPPER_SNAKE_CASE, stable for programs to branch on) and ``metadata`` add a
+    google.rpc.ErrorInfo in domain "lumen" (AIP-193), for errors a client may want to tell apart
+    within one code (a missing key from a wrong one, a rate from a quota)."""
 
     code: grpc.StatusCode = grpc.StatusCode.UNKNOWN
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, reason: str = "", metadata: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.reason, self.metadata = reason, metadata or {}
 
     def details(self) -> list[any_pb2.Any]:
         """google.rpc detail messages packed in Any; subclasses add theirs."""
-        return []
+        if not self.reason:
+            return []
+        return [_pack(error_details_pb2.ErrorInfo(reason=self.reason, domain=ERROR_DOMAIN, metadata=self.metadata))]
 
     def to_status_proto(self) -> status_pb2.Status:
         return status_pb2.Status(code=self.code.value[0], message=self.message, details=self.details())
@@ -90,19 +99,27 @@ class ResourceExhausted(LumenError):
 
     code = grpc.StatusCode.RESOURCE_EXHAUSTED
 
-    def __init__(self, message: str, subject: str = "", retry_after_s: float | None = None) -> None:
-        super().__init__(message)
+    def __init__(
+        self,
+        message: str,
+        subject: str = "",
+        retry_after_s: float | None = None,
+        reason: str = "",
+        metadata: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message, reason, metadata)
         self.subject, self.retry_after_s = subject, retry_after_s
 
     def details(self) -> list[any_pb2.Any]:
         out = [
+            *super().details(),
             _pack(
                 error_details_pb2.QuotaFailure(
                     violations=[
                         error_details_pb2.QuotaFailure.Violation(subject=self.subject, description=self.message)
                     ]
                 )
-            )
+            ),
         ]
         if self.retry_after_s is not None:
             delay = duration_pb2.Duration()

@@ -23,7 +23,12 @@ class Datasets:
     def path(self, dataset_id: str) -> Path:
         return self.root / dataset_id
 
-    async def upload(self, parts: AsyncIterator[training_pb2.UploadDatasetRequest]) -> tuple[DatasetRecord, bool]:
+    async def upload(
+        self, parts: AsyncIterator[training_pb2.UploadDatasetRequest], owner: str = "", owner_limit: int = 0
+    ) -> tuple[DatasetRecord, bool]:
+        """Store the dataset streamed in ``parts``; (its record, whether those bytes were stored already).
+
+        ``owner_limit`` > 0: the bytes of datasets ``owner`` may keep stored (its key's dataset_bytes)."""
         first = await anext(parts, None)
         if first is None or first.WhichOneof("part") != "spec":
             raise InvalidArgument("spec", "the first message must carry the dataset spec")
@@ -46,6 +51,8 @@ class Datasets:
                         raise ResourceExhausted(
                             f"dataset passes max_dataset_bytes ({self.max_bytes} bytes)", subject="dataset"
                         )
+                    if 0 < owner_limit < size:  # more than the key may store at all: no need to read on
+                        raise self._over_limit(owner, owner_limit, size)
                     validator.feed(part.chunk)
                     digest.update(part.chunk)
                     out.write(part.chunk)
@@ -53,6 +60,11 @@ class Datasets:
                 os.fsync(out.fileno())
             summary = validator.finish(partial)
             dataset_id = digest.hexdigest()
+            if owner_limit > 0:
+                # No await from here to put_dataset: two uploads of one key cannot both take the last bytes.
+                existing = self.store.get_dataset(dataset_id)
+                if existing is None or owner not in existing.owners:
+                    self._check_room(owner, owner_limit, size)
             target = self.path(dataset_id)
             if not target.exists():
                 partial.replace(target)
@@ -67,9 +79,24 @@ class Datasets:
             record_count=summary.records,
             columns=summary.columns,
             labels=sorted(summary.labels),
+            owners=[owner] if owner else [],
         )
         stored, created = self.store.put_dataset(record)
         return stored, not created
+
+    def _check_room(self, owner: str, limit: int, size: int) -> None:
+        used = self.store.dataset_bytes_of(owner)
+        if used + size > limit:
+            raise self._over_limit(owner, limit, size, used)
+
+    @staticmethod
+    def _over_limit(owner: str, limit: int, size: int, used: int | None = None) -> ResourceExhausted:
+        stored = f"stores {used} bytes of datasets and " if used is not None else ""
+        return ResourceExhausted(
+            f"key {owner!r} {stored}may store {limit} bytes (its dataset_bytes limit): this dataset "
+            f"({size}{'' if used is not None else '+'} bytes) does not fit; delete datasets it no longer needs",
+            subject=f"key:{owner}",
+        )
 
     def get(self, dataset_id: str, field: str = "id") -> DatasetRecord:
         record = self.store.get_dataset(dataset_id) if dataset_id else None

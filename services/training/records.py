@@ -29,6 +29,7 @@ class DatasetRecord:
     columns: list[str]
     labels: list[str]
     create_time: float = field(default_factory=time.time)
+    owners: list[str] = field(default_factory=list)  # key ids that uploaded these bytes (set by the gateway)
 
 
 @dataclass

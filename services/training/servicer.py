@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import AsyncIterator
 
 import grpc
 
 from lumen.training.v1 import training_pb2, training_pb2_grpc
-from services.training import convert
+from services.training import convert, usage
 from services.training.datasets import Datasets
 from services.training.jobs import Jobs
 from services.training.recipes import RECIPES
@@ -15,6 +17,7 @@ from shared.errors import InvalidArgument
 
 # Set by the gateway from the caller's key (gateway.auth); clients cannot set them through it.
 OWNER_KEY, OWNER_LIMIT_KEY = "x-lumen-key-id", "x-lumen-key-training-jobs"
+OWNER_DATASET_BYTES_KEY = "x-lumen-key-dataset-bytes"
 
 
 class DatasetServicer(training_pb2_grpc.DatasetServiceServicer):
@@ -24,7 +27,8 @@ class DatasetServicer(training_pb2_grpc.DatasetServiceServicer):
     async def UploadDataset(
         self, request_iterator: AsyncIterator[training_pb2.UploadDatasetRequest], context: grpc.aio.ServicerContext
     ) -> training_pb2.UploadDatasetResponse:
-        record, existed = await self.datasets.upload(request_iterator)
+        owner, limit = _owner(context, OWNER_DATASET_BYTES_KEY)
+        record, existed = await self.datasets.upload(request_iterator, owner, limit)
         return training_pb2.UploadDatasetResponse(dataset=convert.dataset(record), already_existed=existed)
 
     async def GetDataset(
@@ -49,10 +53,10 @@ class DatasetServicer(training_pb2_grpc.DatasetServiceServicer):
         return training_pb2.DeleteDatasetResponse()
 
 
-def _owner(context: grpc.aio.ServicerContext) -> tuple[str, int]:
-    """The caller's key id and its limit on unfinished jobs (0: none), as the gateway sent them."""
+def _owner(context: grpc.aio.ServicerContext, limit_key: str = OWNER_LIMIT_KEY) -> tuple[str, int]:
+    """The caller's key id and one of its limits (0: none; unfinished jobs by default), as the gateway sent them."""
     metadata = {k: str(v) for k, v in context.invocation_metadata() or ()}
-    limit = metadata.get(OWNER_LIMIT_KEY, "0")
+    limit = metadata.get(limit_key, "0")
     return metadata.get(OWNER_KEY, ""), int(limit) if limit.isdigit() else 0
 
 
@@ -104,3 +108,15 @@ class TrainingServicer(training_pb2_grpc.TrainingServiceServicer):
     ) -> training_pb2.DeleteTrainingJobResponse:
         self.jobs.delete(request.id)
         return training_pb2.DeleteTrainingJobResponse()
+
+    async def GetTrainingUsage(
+        self, request: training_pb2.GetTrainingUsageRequest, context: grpc.aio.ServicerContext
+    ) -> training_pb2.GetTrainingUsageResponse:
+        start = request.start_time.ToNanoseconds() / 1e9 if request.HasField("start_time") else 0.0
+        end = request.end_time.ToNanoseconds() / 1e9 if request.HasField("end_time") else math.inf
+        if end < start:
+            raise InvalidArgument("end_time", "is before start_time")
+        owner, _ = _owner(context)
+        jobs = self.jobs.store.jobs_of(owner) if owner else self.jobs.store.list_jobs(limit=-1)
+        seconds, count = usage.training_time(jobs, start, end, time.time())
+        return training_pb2.GetTrainingUsageResponse(training_seconds=seconds, jobs=count)

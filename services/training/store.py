@@ -75,10 +75,16 @@ class SqliteStore:
 
     # datasets
     def put_dataset(self, record: DatasetRecord) -> tuple[DatasetRecord, bool]:
+        """Insert ``record``; for bytes stored already, add its owners to that record and return it and False."""
         with self.lock, transaction(self.db) as db:
             row = db.execute("SELECT body FROM datasets WHERE id = ?", (record.id,)).fetchone()
             if row is not None:
-                return DatasetRecord(**json.loads(row[0])), False
+                existing = DatasetRecord(**json.loads(row[0]))
+                added = [o for o in record.owners if o not in existing.owners]
+                if added:
+                    existing.owners += added
+                    db.execute("UPDATE datasets SET body = ? WHERE id = ?", (_body(existing), existing.id))
+                return existing, False
             seq = db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM datasets").fetchone()[0]
             db.execute("INSERT INTO datasets (id, seq, body) VALUES (?, ?, ?)", (record.id, seq, _body(record)))
             return record, True
@@ -95,6 +101,13 @@ class SqliteStore:
                 (before_seq, before_seq, limit),
             ).fetchall()
         return [(seq, DatasetRecord(**json.loads(body))) for seq, body in rows]
+
+    def dataset_bytes_of(self, owner: str) -> int:
+        """Bytes of the datasets ``owner`` uploaded (each counted once)."""
+        with self.lock:
+            rows = self.db.execute("SELECT body FROM datasets").fetchall()
+        records = (DatasetRecord(**json.loads(body)) for (body,) in rows)
+        return sum(r.size_bytes for r in records if owner in r.owners)
 
     def delete_dataset(self, dataset_id: str) -> None:
         with self.lock, transaction(self.db) as db:
@@ -148,6 +161,11 @@ class SqliteStore:
                 f"SELECT seq, body FROM jobs WHERE state IN ({marks}) ORDER BY seq", states
             ).fetchall()
         return [_job(*row) for row in rows]
+
+    def jobs_of(self, owner: str) -> list[JobRecord]:
+        with self.lock:
+            rows = self.db.execute("SELECT seq, body FROM jobs ORDER BY seq").fetchall()
+        return [j for j in (_job(*r) for r in rows) if j.owner == owner]
 
     def jobs_using(self, dataset_id: str) -> list[JobRecord]:
         with self.lock:

@@ -14,51 +14,26 @@ import pytest
 
 from gateway.server import Gateway
 from lumen import cli
-from shared.model_service import ModelService, start
-from tests.in_process import running_gateway
+from shared.model_service import ModelService
+from tests.in_process import running_gateway, start_model_services
 
 CliRunner = Callable[..., Awaitable[tuple[int, str, str]]]
 
 
 @pytest.fixture(scope="module")
 async def backends(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[dict[str, ModelService]]:
-    from services.embeddings import app as embeddings_app
     from services.embeddings import setup_models as embeddings_models
-    from services.embeddings.settings import EmbeddingsSettings
-    from services.nlp import app as nlp_app
     from services.nlp import setup_models as nlp_models
-    from services.nlp.settings import NlpSettings
-    from services.vision import app as vision_app
     from services.vision import setup_models as vision_models
-    from services.vision.settings import VisionSettings
 
-    root = tmp_path_factory.mktemp("cli")
-    for name in ("embeddings", "nlp", "vision"):
-        (root / name).mkdir()
-    embeddings_models.write_sentence_model(root / "embeddings")
-    embeddings_models.write_glove_model(root / "embeddings")
-    nlp_models.setup_packaged(root / "nlp")
-    vision_models.write_packaged(root / "vision")
-    common = {"host": "127.0.0.1", "port": 0}
-    started = {
-        "embeddings": await start(
-            "embeddings",
-            EmbeddingsSettings(
-                **common, model_repository=str(root / "embeddings"), collections_dir=str(root / "collections")
-            ),
-            embeddings_app.FACTORIES,
-            embeddings_app.registrations,
-        ),
-        "nlp": await start(
-            "nlp", NlpSettings(**common, model_repository=str(root / "nlp")), nlp_app.FACTORIES, nlp_app.registrations
-        ),
-        "vision": await start(
-            "vision",
-            VisionSettings(**common, model_repository=str(root / "vision"), galleries_dir=str(root / "galleries")),
-            vision_app.FACTORIES,
-            vision_app.registrations,
-        ),
-    }
+    def embeddings(repository: Path) -> None:
+        embeddings_models.write_sentence_model(repository)
+        embeddings_models.write_glove_model(repository)
+
+    started = await start_model_services(
+        tmp_path_factory.mktemp("cli"),
+        {"embeddings": embeddings, "nlp": nlp_models.setup_packaged, "vision": vision_models.write_packaged},
+    )
     yield started
     for service in started.values():
         await service.stop(0)
@@ -74,6 +49,11 @@ async def gateway(backends: dict[str, ModelService]) -> AsyncIterator[Gateway]:
 @pytest.fixture
 def run_cli(gateway: Gateway) -> CliRunner:
     """`lumen --address <gateway> ARGS...` in a thread (the gateway serves on this loop)."""
+    return cli_runner(gateway)
+
+
+def cli_runner(gateway: Gateway) -> CliRunner:
+    """`lumen --address <gateway> ARGS...` in a thread: (exit code, stdout, stderr)."""
 
     def call(args: tuple[str, ...]) -> tuple[int, str, str]:
         out, err = io.StringIO(), io.StringIO()

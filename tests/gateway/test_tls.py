@@ -1,12 +1,10 @@
 """TLS from clients to the gateway and mTLS from the gateway to a backend, with certificates made
-here by the openssl CLI. The backend is a real lumen server (shared.server) serving an empty
+here by the openssl CLI (tests.certs). The backend is a real lumen server (shared.server) serving an empty
 model repository: enough for ListModels and health to cross the mTLS hop."""
 
 from __future__ import annotations
 
 import asyncio
-import shutil
-import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -23,64 +21,16 @@ from shared.repository import ModelRepository
 from shared.repository_servicer import ModelRepositoryServicer
 from shared.server import Registration, RunningServer, create_server
 from shared.settings import ServerSettings
+from tests.certs import CLIENT, SERVER, make_certs, needs_openssl
 from tests.gateway.conftest import running_gateway
 
-pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl CLI")
-
+pytestmark = needs_openssl
 OK = 0
-EC_KEY = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-
-
-def openssl(*args: str, cwd: Path) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
-
-
-def issue(directory: Path, name: str, extensions: str) -> None:
-    """``name``.key and ``name``.pem signed by the test CA."""
-    (directory / f"{name}.ext").write_text(extensions + "\n")
-    openssl("req", *EC_KEY, "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={name}", cwd=directory)
-    openssl(
-        "x509",
-        "-req",
-        "-in",
-        f"{name}.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        f"{name}.pem",
-        "-days",
-        "1",
-        "-extfile",
-        f"{name}.ext",
-        cwd=directory,
-    )
 
 
 @pytest.fixture(scope="module")
 def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    directory = tmp_path_factory.mktemp("certs")
-    openssl(
-        "req",
-        "-x509",
-        *EC_KEY,
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-days",
-        "1",
-        "-subj",
-        "/CN=lumen-test-ca",
-        cwd=directory,
-    )
-    issue(
-        directory, "server", "subjectAltName=DNS:lumen-backend,DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth"
-    )
-    issue(directory, "gateway-client", "extendedKeyUsage=clientAuth")
-    return directory
+    return make_certs(tmp_path_factory.mktemp("certs"), {"server": SERVER, "gateway-client": CLIENT})
 
 
 @pytest.fixture(scope="module")
