@@ -264,7 +264,7 @@ def _recipes(client: Client, args: argparse.Namespace) -> None:
 
 def register(commands: argparse._SubParsersAction) -> None:
     train = commands.add_parser("train", help="train a model on your data; it is served when it succeeds")
-    train.add_argument("recipe", help="e.g. tabular-dense, cnn-image, text-lstm, word2vec, next-word (lumen recipes)")
+    train.add_argument("recipe", help="e.g. text-lstm, next-word, minilm-classifier (all: lumen recipes)")
     train.add_argument("data", help="a .csv, .jsonl, .txt or .zip file, or a folder of one folder of images per class")
     train.add_argument("--name", required=True, help="name of the model to serve (a new version if it exists)")
     train.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="a hyperparameter")
