@@ -48,7 +48,7 @@ class ClusterJobApi:
 
     async def delete(self, name: str) -> None:
         try:
-            await self.batch.delete_namespaced_job(name, self.namespace, propagation_policy="Background")
+            await self.batch.delete_namespaced_job(name, self.namespace, propagation_policy="Foreground")
         except ApiException as exc:
             if exc.status != 404:
                 raise
