@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 
@@ -112,11 +113,22 @@ class TrainingServicer(training_pb2_grpc.TrainingServiceServicer):
     async def GetTrainingUsage(
         self, request: training_pb2.GetTrainingUsageRequest, context: grpc.aio.ServicerContext
     ) -> training_pb2.GetTrainingUsageResponse:
-        start = request.start_time.ToNanoseconds() / 1e9 if request.HasField("start_time") else 0.0
-        end = request.end_time.ToNanoseconds() / 1e9 if request.HasField("end_time") else math.inf
+        start = _instant(request.start_time, "start_time", 0.0) if request.HasField("start_time") else 0.0
+        end = _instant(request.end_time, "end_time", math.inf) if request.HasField("end_time") else math.inf
         if end < start:
             raise InvalidArgument("end_time", "is before start_time")
         owner, _ = _owner(context)
         jobs = self.jobs.store.jobs_of(owner) if owner else self.jobs.store.list_jobs(limit=-1)
         seconds, count = usage.training_time(jobs, start, end, time.time())
         return training_pb2.GetTrainingUsageResponse(training_seconds=seconds, jobs=count)
+
+
+# Timestamp's valid range (0001-01-01 .. 9999-12-31, nanos 0..999,999,999), as google.protobuf defines it.
+_MIN_SECONDS, _MAX_SECONDS = -62135596800, 253402300799
+
+
+def _instant(stamp: Any, field: str, default: float) -> float:
+    """Seconds since the epoch of a Timestamp, INVALID_ARGUMENT naming the field outside its range."""
+    if not _MIN_SECONDS <= stamp.seconds <= _MAX_SECONDS or not 0 <= stamp.nanos < 1_000_000_000:
+        raise InvalidArgument(field, "is outside Timestamp's range (years 1 to 9999, nanos 0 to 999,999,999)")
+    return stamp.seconds + stamp.nanos / 1e9
