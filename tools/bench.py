@@ -282,6 +282,17 @@ def start(suite: Suite, name: str, env: dict[str, str], scratch: Path) -> str:
     return component.address
 
 
+def start_embeddings(suite: Suite, scratch: Path, threads: str, collections: str) -> str:
+    """The embeddings service serving EMBEDDER alone, its collections in ``scratch / collections``."""
+    env = {
+        "MODEL_REPOSITORY": str(ROOT / "var" / "models" / "embeddings"),
+        "MODELS": EMBEDDER,
+        "COLLECTIONS_DIR": str(scratch / collections),
+        "TORCH_THREADS": threads,
+    }
+    return start(suite, "embeddings", env, scratch)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="lumen serving benchmark")
     parser.add_argument("--seconds", type=float, default=3.0, help="measuring time per point")
@@ -328,17 +339,7 @@ def bench_embeddings(suite: Suite, scratch: Path, seconds: float, threads: str) 
     directory = model_dir("embeddings", EMBEDDER, scratch)
     print(f"embeddings in process ({directory})...", flush=True)
     local = embeddings_in_process(directory, seconds)
-    embeddings = start(
-        suite,
-        "embeddings",
-        {
-            "MODEL_REPOSITORY": str(ROOT / "var" / "models" / "embeddings"),
-            "MODELS": EMBEDDER,
-            "COLLECTIONS_DIR": str(scratch / "collections"),
-            "TORCH_THREADS": threads,
-        },
-        scratch,
-    )
+    embeddings = start_embeddings(suite, scratch, threads, "collections")
     gateway = start(suite, "gateway", {"EMBEDDINGS_ADDRESS": embeddings}, scratch)
     suite.wait_serving(["embeddings", "gateway"])
     out: dict[str, Any] = {"in_process": local, "direct": [], "gateway": []}

@@ -21,7 +21,7 @@ import grpc.aio
 
 from lumen.training.v1 import training_pb2 as tpb
 from lumen.training.v1 import training_pb2_grpc as tpb_grpc
-from tools.suite import ROOT, Suite
+from tools.suite import Suite
 
 CONCURRENCY = 8
 CHUNK = 1 << 16
@@ -97,22 +97,12 @@ async def train_while_serving(training: str, embeddings: str, seconds: float) ->
 
 
 def bench_training(suite: Suite, scratch: Path, seconds: float, threads: str) -> dict[str, Any]:
-    from tools.bench import EMBEDDER, start
+    from tools.bench import start, start_embeddings
 
     print("training while serving (tabular-dense on digits, embeddings at c=8)...", flush=True)
     tabular_repo = scratch / "tabular-models"
     tabular_repo.mkdir(exist_ok=True)
-    embeddings = start(
-        suite,
-        "embeddings",
-        {
-            "MODEL_REPOSITORY": str(ROOT / "var" / "models" / "embeddings"),
-            "MODELS": EMBEDDER,
-            "COLLECTIONS_DIR": str(scratch / "collections-training"),
-            "TORCH_THREADS": threads,
-        },
-        scratch,
-    )
+    embeddings = start_embeddings(suite, scratch, threads, "collections-training")
     tabular = start(suite, "tabular", {"MODEL_REPOSITORY": str(tabular_repo)}, scratch)
     training = start(
         suite,
