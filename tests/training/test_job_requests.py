@@ -163,3 +163,18 @@ async def test_minilm_classifier_checks_its_hyperparameters_and_data(held) -> No
     assert "1 class" in details
     job = (await create(_job(texts, recipe="minilm-classifier", model_name="polarity-minilm"))).job
     assert job.hyperparameters["epochs"] == 3 and job.hyperparameters["max_length"] == 64
+
+
+async def test_training_usage_refuses_timestamps_outside_their_range(held) -> None:
+    from google.protobuf.timestamp_pb2 import Timestamp
+
+    _, stubs = held
+    usage = stubs.jobs.GetTrainingUsage
+    too_late = Timestamp(seconds=2**62)
+    details = await _fails(usage(pb.GetTrainingUsageRequest(end_time=too_late)), grpc.StatusCode.INVALID_ARGUMENT)
+    assert "end_time" in details
+    bad_nanos = Timestamp(seconds=0, nanos=-1)
+    details = await _fails(usage(pb.GetTrainingUsageRequest(start_time=bad_nanos)), grpc.StatusCode.INVALID_ARGUMENT)
+    assert "start_time" in details
+    reply = await usage(pb.GetTrainingUsageRequest(start_time=Timestamp(seconds=0)))
+    assert reply.training_seconds == 0 and reply.jobs == 0  # nothing ran: the held service starts no job
