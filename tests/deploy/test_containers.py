@@ -13,8 +13,9 @@ Each time the containers run as uid 10001 on a read-only root filesystem with
 the manifests' volumes; the test waits for every container's health check, calls
 through the gateway (Embed, AnalyzeText, AnnotateImage on a real photo,
 GenerateStream, a collection write and a search), restarts the embeddings
-container (compose; podman 4.3 cannot restart a container of a kube-play pod),
-finds the collection still there, and removes everything it started.
+container (compose) or pod (kube play: podman 4.3 cannot restart one container
+of a kube-play pod, see restart_pod), finds the collection still there, and
+removes everything it started.
 Elsewhere the tests skip with the reason; LUMEN_REQUIRE_PODMAN=1 (make
 deploy-smoke) turns that skip into a failure. They run only when
 LUMEN_DEPLOY_SMOKE=1 (`make deploy-smoke`, or `LUMEN_DEPLOY_SMOKE=1 make test`):
