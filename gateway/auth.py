@@ -41,7 +41,7 @@ from gateway.meter import MemoryMeter, Meter
 from gateway.usage_meter import scan_usage
 from lumen.common.v1 import common_pb2
 from shared.errors import LumenError, PermissionDenied, ResourceExhausted, Unauthenticated
-from shared.grpc_types import Context, Continuation, Req, Resp
+from shared.grpc_types import Context, Continuation, Metadata, Req, Resp
 from shared.interceptors import USAGE_KEY, is_infrastructure, usage_of, wrap_handler
 
 GET_USAGE = "/lumen.gateway.v1.GatewayService/GetUsage"
@@ -75,7 +75,7 @@ def caller() -> ApiKey:
     return key
 
 
-def presented_secret(metadata: Any) -> str | None:
+def presented_secret(metadata: Metadata) -> str | None:
     for name, value in metadata or ():
         if not isinstance(value, str):
             continue
@@ -118,7 +118,7 @@ class Guard:
             return LOCAL_KEY if key_id == LOCAL_KEY.id else None
         return self.store.keys.get(key_id)
 
-    def authenticate(self, metadata: Any) -> ApiKey:
+    def authenticate(self, metadata: Metadata) -> ApiKey:
         if self.store is None:
             return LOCAL_KEY
         secret = presented_secret(metadata)
@@ -133,7 +133,7 @@ class Guard:
             raise Unauthenticated("invalid API key", reason="API_KEY_INVALID")
         return key
 
-    async def admit(self, metadata: Any, method: str) -> ApiKey:
+    async def admit(self, metadata: Metadata, method: str) -> ApiKey:
         """The caller's key if the call may run now (and then counted); raises the status to answer otherwise."""
         key = self.authenticate(metadata)
         counted = method != GET_USAGE

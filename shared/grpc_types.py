@@ -6,7 +6,7 @@ method sees any request and any response, which is what these aliases say.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeAlias, TypeVar, cast
 
 import grpc
@@ -15,6 +15,8 @@ import grpc.aio
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
 
+# A call's metadata as grpc hands it to servers (key, value) pairs; values are bytes for -bin keys.
+Metadata: TypeAlias = Iterable[tuple[str, str | bytes]] | None
 # The context of a call of any method.
 Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 # grpc's stubs type a handler's behaviours as the sync server's; on grpc.aio they are coroutine
