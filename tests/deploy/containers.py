@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -23,6 +26,28 @@ ROOT = Path(__file__).resolve().parents[2]
 PODMAN = ["podman", "--runtime", "runc", "--cgroup-manager=cgroupfs"]
 BUILD_TIMEOUT_S = 3600
 COLLECTION = "smoke-notes"
+IMAGES = ("lumen/gateway:0.1.0", "lumen/nlp:0.1.0-cpu", "lumen/vision:0.1.0-cpu", "lumen/embeddings:0.1.0-cpu")
+FRESH_BUILD_DISK_GB = 12
+
+
+class Phases:
+    """How long each step of a smoke test took, printed at its end: measured, never asserted."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.seconds: list[tuple[str, float]] = []
+
+    @contextlib.contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        start = time.monotonic()
+        try:
+            yield
+        finally:
+            self.seconds.append((name, time.monotonic() - start))
+
+    def __str__(self) -> str:
+        total = sum(s for _, s in self.seconds)
+        return f"{self.what}: {total:.0f} s (" + ", ".join(f"{n} {s:.0f} s" for n, s in self.seconds) + ")"
 
 
 def run(command: list[str], timeout: float = 300, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
@@ -46,9 +71,29 @@ def podman_unavailable() -> str | None:
     if setup.returncode != 0:
         return f"deploy/tools/podman-setup.sh failed: {setup.stderr.strip()[-1500:]}"
     base = setup.stdout.strip().splitlines()[-1]
+    short = disk_short()
+    if short:
+        return short
     probe = podman("run", "--rm", "--network", "none", base, "true", check=False, timeout=120)
     if probe.returncode != 0:
         return f"podman cannot run a container here: {probe.stderr.strip()[-1500:]}"
+    return None
+
+
+def disk_short() -> str | None:
+    """Why podman's storage cannot take a fresh build of the images, or None.
+
+    The four CPU images share one dependency layer: 5.6 GB stored (measured
+    2026-12-02), plus the build's scratch copies; with the images there already a
+    cached build writes next to nothing."""
+    if all(podman("image", "exists", image, check=False).returncode == 0 for image in IMAGES):
+        return None
+    root = Path(podman("info", "--format", "{{.Store.GraphRoot}}").stdout.strip())
+    while not root.exists():
+        root = root.parent
+    free = shutil.disk_usage(root).free / 1e9
+    if free < FRESH_BUILD_DISK_GB:
+        return f"{root} has {free:.1f} GB free; a fresh build of the images needs ~{FRESH_BUILD_DISK_GB} GB"
     return None
 
 

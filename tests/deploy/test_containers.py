@@ -16,10 +16,11 @@ GenerateStream, a collection write and a search), restarts the embeddings
 container (compose) or pod (kube play: podman 4.3 cannot restart one container
 of a kube-play pod, see restart_pod), finds the collection still there, and
 removes everything it started.
-Elsewhere the tests skip with the reason; LUMEN_REQUIRE_PODMAN=1 (make
-deploy-smoke) turns that skip into a failure. They run only when
-LUMEN_DEPLOY_SMOKE=1 (`make deploy-smoke`, or `LUMEN_DEPLOY_SMOKE=1 make test`):
-a fresh image build took 18 min here, too long for make test's default.
+They run by default (`make test`, `make deploy-smoke`); LUMEN_DEPLOY_SMOKE=0
+turns them off. Where podman cannot build or run the images (no root, set-up
+failed, no container starts, too little disk) they skip with the reason;
+LUMEN_REQUIRE_PODMAN=1 (make deploy-smoke) turns that skip into a failure.
+Each test prints how long its steps took; the fixture prints the build's.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ import copy
 import json
 import os
 import shutil
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -54,17 +54,19 @@ COMPOSE_VENV = containers.ROOT / "build" / "tools" / "compose-venv"
 
 
 @pytest.fixture(scope="session")
-def images() -> None:
-    if os.environ.get("LUMEN_DEPLOY_SMOKE") != "1":
-        pytest.skip("container smoke test: LUMEN_DEPLOY_SMOKE=1 make test or make deploy-smoke runs it (~18 min fresh)")
+def images(request: pytest.FixtureRequest) -> None:
+    if os.environ.get("LUMEN_DEPLOY_SMOKE", "1") == "0":
+        pytest.skip("container smoke test turned off (LUMEN_DEPLOY_SMOKE=0)")
     reason = containers.podman_unavailable()
     if reason:
         if os.environ.get("LUMEN_REQUIRE_PODMAN") == "1":
             pytest.fail(reason)
         pytest.skip(reason)
+    start = time.monotonic()
     build = run(["nice", "-n", "10", "bash", "deploy/tools/images.sh"], timeout=containers.BUILD_TIMEOUT_S, check=False)
     assert build.returncode == 0, f"deploy/tools/images.sh failed:\n{build.stdout[-3000:]}\n{build.stderr[-5000:]}"
-    sys.stderr.write(build.stdout)
+    with request.config.pluginmanager.getplugin("capturemanager").global_and_fixture_disabled():
+        print(f"\nimages (deploy/tools/images.sh, {time.monotonic() - start:.0f} s):\n{build.stdout}")
 
 
 def assert_hardened(container: str) -> None:
@@ -114,25 +116,36 @@ def wait_compose_healthy(container: str, timeout: float = 600.0) -> None:
         time.sleep(2)
 
 
-def test_compose_file_runs_and_keeps_collections_across_a_restart(images: None, podman_compose: list[str]) -> None:
+def test_compose_file_runs_and_keeps_collections_across_a_restart(
+    images: None, podman_compose: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
     project = f"lumen-smoke-{uuid.uuid4().hex[:8]}"
     port = free_port()
     env = {**os.environ, "LUMEN_GATEWAY_PUBLISH_PORT": str(port)}
     compose = [*podman_compose, "-p", project, "-f", "deploy/compose.yaml"]
     names = {s: f"{project}_{s}_1" for s in (*MODEL_SERVICES, "gateway")}
+    phase = containers.Phases("compose smoke")
     try:
-        run([*compose, "up", "-d", "--no-build"], env=env, timeout=600)
-        for name in names.values():
-            wait_compose_healthy(name)
-            assert_hardened(name)
-        containers.call_everything(f"127.0.0.1:{port}")
+        with phase("up"):
+            run([*compose, "up", "-d", "--no-build"], env=env, timeout=600)
+        with phase("healthy"):
+            for name in names.values():
+                wait_compose_healthy(name)
+                assert_hardened(name)
+        with phase("calls"):
+            containers.call_everything(f"127.0.0.1:{port}")
 
-        podman("restart", "-t", "35", names["embeddings"], timeout=120)  # compose stop_grace_period: 30s
-        wait_compose_healthy(names["embeddings"])
-        # The gateway reconnects to the restarted container (a new address under its name) on its own.
-        assert containers.search_top_hit_soon(f"127.0.0.1:{port}") == "pods"
+        with phase("restart"):
+            podman("restart", "-t", "35", names["embeddings"], timeout=120)  # compose stop_grace_period: 30s
+        with phase("healthy again"):
+            wait_compose_healthy(names["embeddings"])
+            # The gateway reconnects to the restarted container (a new address under its name) on its own.
+            assert containers.search_top_hit_soon(f"127.0.0.1:{port}") == "pods"
     finally:
-        run([*compose, "down", "-v", "-t", "30"], env=env, timeout=600, check=False)
+        with phase("down"):
+            run([*compose, "down", "-v", "-t", "30"], env=env, timeout=600, check=False)
+        with capsys.disabled():
+            print(f"\n{phase}")
 
 
 # ---------------------------------------------------------------- kube play
@@ -259,12 +272,15 @@ def test_cpu_overlay_runs_under_podman_kube_play(
                 variable["value"] = f"dns:///{name}-pod-0:{probe_port(doc)}"
     played = tmp_path / "played.yaml"
     played.write_text(yaml.safe_dump_all([*backends, gateway]))
+    phase = containers.Phases("kube play smoke")
     try:
-        podman("kube", "play", "--replace", "--network", kube_network, str(played), timeout=600)
-        addresses = {d["metadata"]["name"]: pod_address(d, kube_network) for d in [*backends, gateway]}
-        for name, address in addresses.items():
-            containers.wait_serving(address, name, running(f"{name}-pod-0-server"))
-            assert_hardened(f"{name}-pod-0-server")
+        with phase("play"):
+            podman("kube", "play", "--replace", "--network", kube_network, str(played), timeout=600)
+        with phase("serving"):
+            addresses = {d["metadata"]["name"]: pod_address(d, kube_network) for d in [*backends, gateway]}
+            for name, address in addresses.items():
+                containers.wait_serving(address, name, running(f"{name}-pod-0-server"))
+                assert_hardened(f"{name}-pod-0-server")
         address = addresses["gateway"]
 
         # Keys are on in deploy/k8s: no key, no call.
@@ -273,20 +289,28 @@ def test_cpu_overlay_runs_under_podman_kube_play(
                 embeddings_pb2.EmbedRequest(texts=["x"]), timeout=30
             )
         assert refused.value.code() is grpc.StatusCode.UNAUTHENTICATED
-        containers.call_everything(address, key)
+        with phase("calls"):
+            containers.call_everything(address, key)
 
         # The kubelet restarts a container inside its pod, keeping the pod's emptyDirs. podman 4.3 cannot
         # restart a kube-play container alone (its pods have exit policy "stop": the pod stops under the
         # restarted container), so the pod is stopped and started again, which keeps its volumes too.
         embeddings = deployment(docs, "embeddings")
-        restart_pod("embeddings-pod-0", embeddings)
-        containers.wait_serving(
-            pod_address(embeddings, kube_network), "embeddings after its restart", running("embeddings-pod-0-server")
-        )
-        assert containers.search_top_hit_soon(address, key) == "pods"
+        with phase("restart"):
+            restart_pod("embeddings-pod-0", embeddings)
+        with phase("serving again"):
+            containers.wait_serving(
+                pod_address(embeddings, kube_network),
+                "embeddings after its restart",
+                running("embeddings-pod-0-server"),
+            )
+            assert containers.search_top_hit_soon(address, key) == "pods"
     finally:
-        podman("kube", "down", str(played), timeout=300, check=False)
+        with phase("down"):
+            podman("kube", "down", str(played), timeout=300, check=False)
         volumes = podman("volume", "ls", "--format", "{{.Name}}", check=False).stdout.split()
         mine = [v for v in volumes if v.startswith(prefix)]
         if mine:
             podman("volume", "rm", "-f", *mine, check=False)
+        with capsys.disabled():
+            print(f"\n{phase}")
