@@ -68,7 +68,7 @@ async def test_each_bad_image_gets_its_own_status(analysis, vision_channel, rpc:
     [
         (pb.ClassifyImagesRequest(), grpc.StatusCode.INVALID_ARGUMENT, "images"),
         (
-            pb.ClassifyImagesRequest(images=[samples.message(samples.one_pixel())] * 33),
+            pb.ClassifyImagesRequest(images=[samples.message(samples.one_pixel())] * 9),
             grpc.StatusCode.INVALID_ARGUMENT,
             "images",
         ),
@@ -122,7 +122,7 @@ async def test_bad_classify_requests_name_the_field(analysis, vision_channel, re
             "score_threshold",
         ),
         (pb.DetectObjectsRequest(images=[samples.message(samples.one_pixel())], max_results=1001), "max_results"),
-        (pb.DetectObjectsRequest(images=[samples.message(samples.one_pixel())] * 17), "images"),
+        (pb.DetectObjectsRequest(images=[samples.message(samples.one_pixel())] * 9), "images"),
     ],
     ids=["threshold-above-1", "max-results", "17-images"],
 )
