@@ -41,7 +41,7 @@ from gateway.meter import MemoryMeter, Meter
 from gateway.usage_meter import scan_usage
 from lumen.common.v1 import common_pb2
 from shared.errors import LumenError, PermissionDenied, ResourceExhausted, Unauthenticated
-from shared.interceptors import USAGE_KEY, is_infrastructure, usage_of, wrap_handler
+from shared.interceptors import USAGE_KEY, HandlerInterceptor, usage_of, wrap_handler
 
 GET_USAGE = "/lumen.gateway.v1.GatewayService/GetUsage"
 BEARER = "bearer "
@@ -176,7 +176,7 @@ async def _refused(exc: LumenError) -> AsyncIterator[Any]:
     yield  # an async generator, as the shared interceptor's streaming wrapper expects
 
 
-class KeyInterceptor(grpc.aio.ServerInterceptor):
+class KeyInterceptor(HandlerInterceptor):
     """Admits each call from its metadata alone, before grpc reads the request, then counts it.
 
     ``usage_fields`` (gateway.usage_meter.usage_fields) names the usage field of each
@@ -187,17 +187,10 @@ class KeyInterceptor(grpc.aio.ServerInterceptor):
         self.guard = guard
         self.usage_fields = dict(usage_fields or {})
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(handler_call_details)
-        method = handler_call_details.method
-        if handler is None or is_infrastructure(method):
-            return handler
+    async def handle(self, handler: grpc.RpcMethodHandler, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler:
+        method = details.method
         try:
-            key = await self.guard.admit(handler_call_details.invocation_metadata, method)
+            key = await self.guard.admit(details.invocation_metadata, method)
         except LumenError as exc:
             refusal = exc
             return grpc.stream_stream_rpc_method_handler(lambda _requests, _context: _refused(refusal))

@@ -12,7 +12,7 @@ is optional; both can be on together.
 from __future__ import annotations
 
 import hmac
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ import grpc
 import grpc.aio
 
 from shared.errors import Unauthenticated
-from shared.interceptors import is_infrastructure
+from shared.interceptors import HandlerInterceptor
 
 TOKEN_KEY = "x-lumen-backend-token"
 
@@ -38,22 +38,15 @@ async def _refuse(_requests: Any, _context: grpc.aio.ServicerContext) -> AsyncIt
     yield  # an async generator: the request is never read
 
 
-class BackendTokenInterceptor(grpc.aio.ServerInterceptor):
+class BackendTokenInterceptor(HandlerInterceptor):
     """Model services: calls but health and reflection must carry the token."""
 
     def __init__(self, token: str) -> None:
         self._token = token.encode()
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(handler_call_details)
-        if handler is None or is_infrastructure(handler_call_details.method):
-            return handler
+    async def handle(self, handler: grpc.RpcMethodHandler, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler:
         presented = b""
-        for name, value in handler_call_details.invocation_metadata or ():
+        for name, value in details.invocation_metadata or ():
             if name == TOKEN_KEY and isinstance(value, str):
                 presented = value.encode()
         if hmac.compare_digest(presented, self._token):

@@ -51,17 +51,24 @@ def incoming_request_id(context: grpc.aio.ServicerContext) -> str:
 
 
 class _Call:
-    """Bookkeeping of one call: start, request id, final code."""
+    """Bookkeeping of one call: start, request id, admission, final code."""
 
-    def __init__(self, method: str, context: grpc.aio.ServicerContext) -> None:
+    def __init__(self, method: str, context: grpc.aio.ServicerContext, admission: Admission) -> None:
         self.method = method
         self.context = context
+        self.admission = admission
+        self.admitted = False
         self.rid = incoming_request_id(context)
         self.token = request_id.set(self.rid)
         self.start = time.perf_counter()
         self.code = grpc.StatusCode.OK
         self.span = tracing.server_span(method, context.invocation_metadata())
         metrics.RPC_IN_FLIGHT.inc()
+
+    def admit(self) -> None:
+        """Take the call's place in the server (raises ResourceExhausted when it is full)."""
+        self.admission.enter()
+        self.admitted = True
 
     async def fail(self, exc: BaseException) -> None:
         """Turn ``exc`` into the call's status; always raises."""
@@ -81,6 +88,8 @@ class _Call:
         await self.context.abort(grpc.StatusCode.INTERNAL, f"internal error (request id {self.rid})", rid_md)
 
     def finish(self) -> None:
+        if self.admitted:
+            self.admission.leave()
         elapsed = time.perf_counter() - self.start
         metrics.RPC_IN_FLIGHT.dec()
         metrics.RPC_TOTAL.labels(self.method, self.code.name).inc()
@@ -101,19 +110,15 @@ def _wrap_unary(
     method: str, behavior: Callable[..., Awaitable[Any]], admission: Admission
 ) -> Callable[..., Awaitable[Any]]:
     async def wrapped(request_or_iterator: Any, context: grpc.aio.ServicerContext) -> Any:
-        call = _Call(method, context)
-        admitted = False
+        call = _Call(method, context, admission)
         try:
-            admission.enter()
-            admitted = True
+            call.admit()
             response = await behavior(request_or_iterator, context)
             call.ok(usage_of(response))
             return response
         except BaseException as exc:
             await call.fail(exc)
         finally:
-            if admitted:
-                admission.leave()
             call.finish()
 
     return wrapped
@@ -123,11 +128,9 @@ def _wrap_streaming(
     method: str, behavior: Callable[..., Any], admission: Admission
 ) -> Callable[..., AsyncIterator[Any]]:
     async def wrapped(request_or_iterator: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-        call = _Call(method, context)
-        admitted = False
+        call = _Call(method, context, admission)
         try:
-            admission.enter()
-            admitted = True
+            call.admit()
             result = behavior(request_or_iterator, context)
             total = common_pb2.Usage()
             if inspect.isasyncgen(result):
@@ -144,8 +147,6 @@ def _wrap_streaming(
         except BaseException as exc:
             await call.fail(exc)
         finally:
-            if admitted:
-                admission.leave()
             call.finish()
 
     return wrapped
@@ -179,14 +180,15 @@ def is_infrastructure(method: str) -> bool:
     return method.startswith("/grpc.")
 
 
-class WrappingInterceptor(grpc.aio.ServerInterceptor):
-    """Wraps the behavior of every call but health and reflection: subclasses
-    give ``unary`` (one response) and ``streaming`` (a response stream)."""
+class HandlerInterceptor(grpc.aio.ServerInterceptor):
+    """The shape of every lumen server interceptor: grpc's handler of a call in, the handler to run out.
 
-    def unary(self, method: str, behavior: Behavior) -> Behavior:
-        raise NotImplementedError
+    Calls grpc has no handler for pass through untouched, and so do health and
+    reflection unless ``infrastructure`` is set (an interceptor that must see them too)."""
 
-    def streaming(self, method: str, behavior: Behavior) -> Behavior:
+    infrastructure = False
+
+    async def handle(self, handler: grpc.RpcMethodHandler, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler:
         raise NotImplementedError
 
     async def intercept_service(
@@ -195,20 +197,21 @@ class WrappingInterceptor(grpc.aio.ServerInterceptor):
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
         handler = await continuation(handler_call_details)
-        method = handler_call_details.method
-        if handler is None or is_infrastructure(method):
+        if handler is None or (not self.infrastructure and is_infrastructure(handler_call_details.method)):
             return handler
-        return wrap_handler(handler, lambda b: self.unary(method, b), lambda b: self.streaming(method, b))
+        return await self.handle(handler, handler_call_details)
 
 
-class ServerInterceptor(WrappingInterceptor):
+class ServerInterceptor(HandlerInterceptor):
     """Request id, status mapping, access log, metrics, and admission (calls shed when full)."""
 
     def __init__(self, admission: Admission | None = None) -> None:
         self.admission = admission or Admission()
 
-    def unary(self, method: str, behavior: Behavior) -> Behavior:
-        return _wrap_unary(method, behavior, self.admission)
-
-    def streaming(self, method: str, behavior: Behavior) -> Behavior:
-        return _wrap_streaming(method, behavior, self.admission)
+    async def handle(self, handler: grpc.RpcMethodHandler, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler:
+        method = details.method
+        return wrap_handler(
+            handler,
+            lambda b: _wrap_unary(method, b, self.admission),
+            lambda b: _wrap_streaming(method, b, self.admission),
+        )
