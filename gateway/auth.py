@@ -41,6 +41,7 @@ from gateway.meter import MemoryMeter, Meter
 from gateway.usage_meter import scan_usage
 from lumen.common.v1 import common_pb2
 from shared.errors import LumenError, PermissionDenied, ResourceExhausted, Unauthenticated
+from shared.grpc_types import Context, Metadata
 from shared.interceptors import USAGE_KEY, HandlerInterceptor, usage_of, wrap_handler
 
 GET_USAGE = "/lumen.gateway.v1.GatewayService/GetUsage"
@@ -74,7 +75,7 @@ def caller() -> ApiKey:
     return key
 
 
-def presented_secret(metadata: Any) -> str | None:
+def presented_secret(metadata: Metadata) -> str | None:
     for name, value in metadata or ():
         if not isinstance(value, str):
             continue
@@ -85,7 +86,7 @@ def presented_secret(metadata: Any) -> str | None:
     return None
 
 
-def usage_in_trailers(context: grpc.aio.ServicerContext) -> common_pb2.Usage | None:
+def usage_in_trailers(context: Context) -> common_pb2.Usage | None:
     """Usage a forwarded call relayed from its backend (raw-bytes responses carry no usage field)."""
     for name, value in context.trailing_metadata() or ():
         if name == USAGE_KEY and isinstance(value, bytes):
@@ -117,7 +118,7 @@ class Guard:
             return LOCAL_KEY if key_id == LOCAL_KEY.id else None
         return self.store.keys.get(key_id)
 
-    def authenticate(self, metadata: Any) -> ApiKey:
+    def authenticate(self, metadata: Metadata) -> ApiKey:
         if self.store is None:
             return LOCAL_KEY
         secret = presented_secret(metadata)
@@ -132,7 +133,7 @@ class Guard:
             raise Unauthenticated("invalid API key", reason="API_KEY_INVALID")
         return key
 
-    async def admit(self, metadata: Any, method: str) -> ApiKey:
+    async def admit(self, metadata: Metadata, method: str) -> ApiKey:
         """The caller's key if the call may run now (and then counted); raises the status to answer otherwise."""
         key = self.authenticate(metadata)
         counted = method != GET_USAGE
@@ -173,7 +174,7 @@ async def _refused(exc: LumenError) -> AsyncIterator[Any]:
     """A call refused before its request is read: the handler is a stream one whatever the method,
     so grpc never receives (up to max_message_bytes) or parses the body of a call without a key."""
     raise exc
-    yield  # an async generator, as the shared interceptor's streaming wrapper expects
+    yield  # type: ignore[unreachable]  # an async generator, as the shared interceptor's streaming wrapper expects
 
 
 class KeyInterceptor(HandlerInterceptor):
@@ -187,7 +188,9 @@ class KeyInterceptor(HandlerInterceptor):
         self.guard = guard
         self.usage_fields = dict(usage_fields or {})
 
-    async def handle(self, handler: grpc.RpcMethodHandler, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler:
+    async def handle(
+        self, handler: grpc.RpcMethodHandler[Any, Any], details: grpc.HandlerCallDetails
+    ) -> grpc.RpcMethodHandler[Any, Any]:
         method = details.method
         try:
             key = await self.guard.admit(details.invocation_metadata, method)
@@ -204,7 +207,7 @@ class KeyInterceptor(HandlerInterceptor):
     def unary(
         self, key: ApiKey, method: str, counted: bool, behavior: Callable[..., Awaitable[Any]]
     ) -> Callable[..., Awaitable[Any]]:
-        async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        async def wrapped(request: Any, context: Context) -> Any:
             token = _caller.set(key)
             ok, usage = False, None
             try:
@@ -227,7 +230,7 @@ class KeyInterceptor(HandlerInterceptor):
     def streaming(
         self, key: ApiKey, method: str, counted: bool, behavior: Callable[..., Any]
     ) -> Callable[..., AsyncIterator[Any]]:
-        async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        async def wrapped(request: Any, context: Context) -> AsyncIterator[Any]:
             token = _caller.set(key)
             ok, charged = False, False
             try:

@@ -26,10 +26,10 @@ import grpc.aio
 
 from shared.admission import Admission
 from shared.errors import InvalidArgument, ResourceExhausted
+from shared.grpc_types import Behavior, Context, Req, Resp
 from shared.interceptors import HandlerInterceptor, is_infrastructure
 
 Deserializer = Callable[[bytes], Any]
-Behavior = Callable[..., Any]
 
 # After an error, how much of the rest of a request stream is read and dropped
 # so the client ends its sending before it gets the status.
@@ -86,7 +86,7 @@ class _RequestStream:
         deserialize: Deserializer | None,
         raw: AsyncIterator[bytes],
         admission: Admission | None,
-        context: grpc.aio.ServicerContext,
+        context: Context,
     ) -> None:
         self.deserialize, self.raw, self.context, self.ended = deserialize, raw, context, False
         self.held = _Held(admission)
@@ -125,21 +125,21 @@ class _RequestStream:
                         return
 
 
-async def _abort(context: grpc.aio.ServicerContext, exc: UndecodableRequest | ResourceExhausted) -> None:
+async def _abort(context: Context, exc: UndecodableRequest | ResourceExhausted) -> None:
     status = exc.to_grpc_status()
     await context.abort(status.code, status.details, tuple(status.trailing_metadata))
 
 
 def _unary_request(
     deserialize: Deserializer | None, behavior: Behavior, streaming_response: bool, admission: Admission | None
-) -> Any:
+) -> Behavior:
     def admit(raw: bytes, held: _Held) -> Any:
         held.take(len(raw))
         return _parse(deserialize, raw, "request")
 
     if streaming_response:
 
-        async def unary_stream(raw: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        async def unary_stream(raw: bytes, context: Context) -> AsyncIterator[Any]:
             held = _Held(admission)
             try:
                 try:
@@ -157,7 +157,7 @@ def _unary_request(
 
         return unary_stream
 
-    async def unary_unary(raw: bytes, context: grpc.aio.ServicerContext) -> Any:
+    async def unary_unary(raw: bytes, context: Context) -> Any:
         held = _Held(admission)
         try:
             try:
@@ -173,13 +173,13 @@ def _unary_request(
 
 def _stream_request(
     deserialize: Deserializer | None, behavior: Behavior, streaming_response: bool, admission: Admission | None
-) -> Any:
+) -> Behavior:
     # A chunk that does not parse (or does not fit the byte budget) raises inside the
     # servicer's loop; it leaves the servicer as itself (a LumenError) and is answered
     # by _RequestStream.
     if streaming_response:
 
-        async def stream_stream(raw: AsyncIterator[bytes], context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        async def stream_stream(raw: AsyncIterator[bytes], context: Context) -> AsyncIterator[Any]:
             async with _RequestStream(deserialize, raw, admission, context) as requests:
                 result = behavior(requests.messages(), context)
                 if hasattr(result, "__aiter__"):
@@ -190,16 +190,19 @@ def _stream_request(
 
         return stream_stream
 
-    async def stream_unary(raw: AsyncIterator[bytes], context: grpc.aio.ServicerContext) -> Any:
+    async def stream_unary(raw: AsyncIterator[bytes], context: Context) -> Any:
         async with _RequestStream(deserialize, raw, admission, context) as requests:
             return await behavior(requests.messages(), context)
 
     return stream_unary
 
 
-def parsing_handler(handler: grpc.RpcMethodHandler, admission: Admission | None = None) -> grpc.RpcMethodHandler:
+def parsing_handler(
+    handler: grpc.RpcMethodHandler[Req, Resp], admission: Admission | None = None
+) -> grpc.RpcMethodHandler[Any, Resp]:
     """``handler`` with grpc's request parsing replaced by ours (raw-bytes handlers keep their bytes),
-    each request's bytes held against ``admission``'s budget while the call runs."""
+    each request's bytes held against ``admission``'s budget while the call runs. (The request type
+    is Any: grpc hands the new handler bytes, the servicer still gets ``Req``.)"""
     deserialize = handler.request_deserializer
     serialize = handler.response_serializer
     if handler.unary_unary:
@@ -214,6 +217,7 @@ def parsing_handler(handler: grpc.RpcMethodHandler, admission: Admission | None 
         return grpc.stream_unary_rpc_method_handler(
             _stream_request(deserialize, handler.stream_unary, False, admission), response_serializer=serialize
         )
+    assert handler.stream_stream is not None  # a handler has exactly one of the four
     return grpc.stream_stream_rpc_method_handler(
         _stream_request(deserialize, handler.stream_stream, True, admission), response_serializer=serialize
     )
@@ -230,5 +234,7 @@ class ParseInterceptor(HandlerInterceptor):
 
     infrastructure = True
 
-    async def handle(self, handler: grpc.RpcMethodHandler, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler:
+    async def handle(
+        self, handler: grpc.RpcMethodHandler[Any, Any], details: grpc.HandlerCallDetails
+    ) -> grpc.RpcMethodHandler[Any, Any]:
         return parsing_handler(handler, None if is_infrastructure(details.method) else self.admission)

@@ -123,10 +123,17 @@ def nlp_cases() -> list[Case]:
     s = NlpSettings()
     longest = s.max_call_chars // s.max_text_chars  # texts of the longest length that fit the call
 
-    def spread(n: int) -> list[str]:  # n texts sharing the call's character budget
-        return [_text(min(s.max_text_chars, s.max_call_chars // n), i) for i in range(n)]
+    def spread(n: int, budget: int = s.max_call_chars) -> list[str]:  # n texts sharing a character budget
+        return [_text(min(s.max_text_chars, budget // n), i) for i in range(n)]
 
-    labels = [f"label {i} " + "x" * (MAX_LABEL_CHARS - 10) for i in range(MAX_LABELS)]
+    encoder = s.max_encoder_chars
+    # Zero-shot: the labels take half of the encoder's budget, the texts the other half.
+    labels = [
+        f"label {i} " + "x" * (MAX_LABEL_CHARS - 10) for i in range(min(MAX_LABELS, encoder // 2 // MAX_LABEL_CHARS))
+    ]
+    label_chars = sum(len(label) for label in labels)
+    # ~1,000 characters reach MiniLM's 256-token truncation: the dearest texts per character.
+    full = max(1, encoder // 1024)
     tell = "Tell me a long story about a dragon."
     return [
         Case(
@@ -136,13 +143,20 @@ def nlp_cases() -> list[Case]:
         ),
         Case(
             f"/{NLP}.TextAnalysisService/ClassifyText",
-            f"{MAX_CLASSIFY} texts sharing {s.max_call_chars:,} chars",
-            lambda: npb.ClassifyTextRequest(texts=spread(MAX_CLASSIFY)),
+            f"{MAX_CLASSIFY} texts sharing {encoder:,} chars (max_encoder_chars)",
+            lambda: npb.ClassifyTextRequest(texts=spread(MAX_CLASSIFY, encoder)),
+        ),
+        Case(
+            f"/{NLP}.TextAnalysisService/ClassifyText",
+            f"{full} texts x 1,024 chars (each at the 256-token truncation)",
+            lambda: npb.ClassifyTextRequest(texts=spread(full, full * 1024)),
         ),
         Case(
             f"/{NLP}.TextAnalysisService/ClassifyZeroShot",
-            f"{MAX_ZERO_SHOT} texts sharing {s.max_call_chars:,} chars, {MAX_LABELS} labels x {MAX_LABEL_CHARS} chars",
-            lambda: npb.ClassifyZeroShotRequest(texts=spread(MAX_ZERO_SHOT), candidate_labels=labels, multi_label=True),
+            f"{MAX_ZERO_SHOT} texts and {len(labels)} labels x {MAX_LABEL_CHARS} chars sharing {encoder:,} chars",
+            lambda: npb.ClassifyZeroShotRequest(
+                texts=spread(MAX_ZERO_SHOT, encoder - label_chars), candidate_labels=labels, multi_label=True
+            ),
         ),
         Case(
             f"/{NLP}.TextAnalysisService/DetectLanguage",
@@ -181,7 +195,7 @@ def embeddings_cases() -> list[Case]:
     longest = [_text(s.max_text_chars, i) for i in range(max(1, s.max_call_chars // s.max_text_chars))]
     many = [_text(s.max_call_chars // s.max_texts, i) for i in range(s.max_texts)]
     half = many[: s.max_texts // 2]
-    texts = [_text(s.max_text_chars, i) for i in range(s.max_texts)]
+    full = [_text(1024, i) for i in range(s.max_call_chars // 1024)]  # each at MiniLM's 256-token truncation
     words = (["the", "government", "said", "police", "people", "year", "world", "minister"] * s.max_words)[
         : s.max_words
     ]
@@ -221,10 +235,17 @@ def embeddings_cases() -> list[Case]:
         ),
         Case(
             f"/{EMB}.CollectionService/UpsertDocuments",
-            f"{s.max_upsert_documents} documents x {s.max_text_chars:,} chars",
+            f"{s.max_upsert_documents} documents sharing {budget}",
             lambda: epb.UpsertDocumentsRequest(
                 collection="bench",
-                documents=[epb.Document(id=f"doc-{i}", text=t) for i, t in enumerate(texts[: s.max_upsert_documents])],
+                documents=[epb.Document(id=f"doc-{i}", text=t) for i, t in enumerate(many[: s.max_upsert_documents])],
+            ),
+        ),
+        Case(
+            f"/{EMB}.CollectionService/UpsertDocuments",
+            f"{len(full)} documents x 1,024 chars (each at the 256-token truncation)",
+            lambda: epb.UpsertDocumentsRequest(
+                collection="bench", documents=[epb.Document(id=f"full-{i}", text=t) for i, t in enumerate(full)]
             ),
         ),
         Case(

@@ -17,7 +17,8 @@ class EmbeddingsSettings(ModelServerSettings):
     max_text_chars: int = setting(8192, "Longest text accepted, in characters.")
     max_call_chars: int = setting(
         16_384,
-        "Most characters of all texts of one Embed call (one EmbedStream chunk, one Similarity call) together: "
+        "Most characters of all texts of one Embed call (one EmbedStream chunk, one Similarity call, the texts "
+        "one UpsertDocuments call embeds) together: "
         "bounds a call's CPU time (MiniLM reads ~0.5 ms a token here; see make bench-limits).",
     )
     max_words: int = setting(1024, "Most words in one GetWordVectors call (and in positive plus negative).")

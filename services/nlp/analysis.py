@@ -88,6 +88,7 @@ class TextAnalysis:
 
     async def classify(self, texts: list[str], name: str, version: str, top_k: int) -> Answer[Ranked]:
         checked = self._check(texts, MAX_CLASSIFY)
+        check_total_chars(texts, "texts", self.settings.max_encoder_chars)
         top_k = top_k or 5
         if top_k > 1000:
             raise InvalidArgument("top_k", f"must be between 1 and 1000, got {top_k}")
@@ -108,6 +109,8 @@ class TextAnalysis:
     ) -> Answer[Ranked]:
         checked = self._check(texts, MAX_ZERO_SHOT)
         _check_labels(labels)
+        # The labels ride in the encoder's batch with the texts: both count.
+        check_total_chars([*texts, *labels], "texts", self.settings.max_encoder_chars)
         if template and (len(template) > MAX_TEMPLATE_CHARS or template.count("{}") != 1):
             raise InvalidArgument(
                 "hypothesis_template", f"must hold exactly one '{{}}' in at most {MAX_TEMPLATE_CHARS} characters"
@@ -136,6 +139,7 @@ class TextAnalysis:
                 raise InvalidArgument(
                     "model.name", f"{entry.config.name!r} ({entry.config.framework}) has no sentiment classes"
                 )
+            check_total_chars(texts, "texts", self.settings.max_encoder_chars)
             labels = model.labels
             classes = SentimentClasses.of(entry.config.name, labels, entry.config.parameters.get("sentiment_labels"))
             scores: list[ClassScores] = await lease.predict(valid) if valid else []

@@ -16,6 +16,12 @@ class NlpSettings(ModelServerSettings):
         "Most characters of all texts of one text-analysis call together: bounds a call's CPU time "
         "(VADER reads ~1 us a character here; see make bench-limits).",
     )
+    max_encoder_chars: int = setting(
+        16_384,
+        "Most characters of all texts (and candidate labels) of one call that a neural encoder reads: "
+        "ClassifyText, ClassifyZeroShot, AnalyzeSentiment with a learned model. Bounds the call's CPU time "
+        "as LUMEN_EMBEDDINGS_MAX_CALL_CHARS does (64 x 15,625 characters took 7.4 s CPU; see make bench-limits).",
+    )
     max_new_tokens: int = setting(1024, "Most tokens one generation may ask for (GenerationParams.max_new_tokens).")
     default_new_tokens: int = setting(256, "Tokens generated when a request leaves max_new_tokens at 0.")
     default_classifier: str = setting(

@@ -233,6 +233,14 @@ BAD_REQUESTS = [
         grpc.StatusCode.INVALID_ARGUMENT,
         "documents",
     ),
+    (  # the texts to embed, together, past max_call_chars (16,384): bounds the call's cost
+        "UpsertDocuments",
+        pb.UpsertDocumentsRequest(
+            collection="corpus", documents=[pb.Document(id=str(i), text="t" * 8000) for i in range(3)]
+        ),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "documents",
+    ),
     ("DeleteDocuments", pb.DeleteDocumentsRequest(collection="corpus"), grpc.StatusCode.INVALID_ARGUMENT, "ids"),
     (
         "DeleteDocuments",

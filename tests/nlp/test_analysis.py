@@ -239,6 +239,14 @@ BAD_REQUESTS = [
         grpc.StatusCode.NOT_FOUND,
         "model.version",
     ),
+    # Past the encoder's character budget of one call (LUMEN_NLP_MAX_ENCODER_CHARS, 16,384).
+    ("ClassifyText", pb.ClassifyTextRequest(texts=["a" * 9000, "b" * 9000]), grpc.StatusCode.INVALID_ARGUMENT, "texts"),
+    (
+        "ClassifyZeroShot",
+        pb.ClassifyZeroShotRequest(texts=["a" * 8000] * 2, candidate_labels=[f"{i}" * 200 for i in range(3)]),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "texts",
+    ),
     ("ClassifyZeroShot", pb.ClassifyZeroShotRequest(texts=["x"]), grpc.StatusCode.INVALID_ARGUMENT, "candidate_labels"),
     (
         "ClassifyZeroShot",
