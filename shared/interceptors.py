@@ -104,7 +104,7 @@ def _wrap_unary(
         call = _Call(method, context)
         admitted = False
         try:
-            admission.enter()
+            await admission.enter_or_undo()
             admitted = True
             response = await behavior(request_or_iterator, context)
             call.ok(usage_of(response))
@@ -126,7 +126,7 @@ def _wrap_streaming(
         call = _Call(method, context)
         admitted = False
         try:
-            admission.enter()
+            await admission.enter_or_undo()
             admitted = True
             result = behavior(request_or_iterator, context)
             total = common_pb2.Usage()
