@@ -75,6 +75,7 @@ PROTO_BASELINE ?= 3262aef
 
 lint: setup $(BUF)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy shared gateway
 	$(BUF) lint
 	BUF=$(BUF) bash tools/buf-breaking.sh $(PROTO_BASELINE)
 

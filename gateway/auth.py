@@ -42,6 +42,7 @@ from gateway.usage_meter import scan_usage
 from lumen.common.v1 import common_pb2
 from shared.admission import SHED_REASON, is_shed, undo_on_shed
 from shared.errors import LumenError, PermissionDenied, ResourceExhausted, Unauthenticated
+from shared.grpc_types import Context, Continuation, Metadata, Req, Resp
 from shared.interceptors import USAGE_KEY, is_infrastructure, usage_of, wrap_handler
 
 GET_USAGE = "/lumen.gateway.v1.GatewayService/GetUsage"
@@ -75,7 +76,7 @@ def caller() -> ApiKey:
     return key
 
 
-def presented_secret(metadata: Any) -> str | None:
+def presented_secret(metadata: Metadata) -> str | None:
     for name, value in metadata or ():
         if not isinstance(value, str):
             continue
@@ -86,7 +87,7 @@ def presented_secret(metadata: Any) -> str | None:
     return None
 
 
-def usage_in_trailers(context: grpc.aio.ServicerContext) -> common_pb2.Usage | None:
+def usage_in_trailers(context: Context) -> common_pb2.Usage | None:
     """Usage a forwarded call relayed from its backend (raw-bytes responses carry no usage field)."""
     for name, value in context.trailing_metadata() or ():
         if name == USAGE_KEY and isinstance(value, bytes):
@@ -127,7 +128,7 @@ class Guard:
             return LOCAL_KEY if key_id == LOCAL_KEY.id else None
         return self.store.keys.get(key_id)
 
-    def authenticate(self, metadata: Any) -> ApiKey:
+    def authenticate(self, metadata: Metadata) -> ApiKey:
         if self.store is None:
             return LOCAL_KEY
         secret = presented_secret(metadata)
@@ -142,7 +143,7 @@ class Guard:
             raise Unauthenticated("invalid API key", reason="API_KEY_INVALID")
         return key
 
-    async def admit(self, metadata: Any, method: str) -> ApiKey:
+    async def admit(self, metadata: Metadata, method: str) -> ApiKey:
         """The caller's key if the call may run now (and then counted); raises the status to answer otherwise."""
         key = self.authenticate(metadata)
         counted = method != GET_USAGE
@@ -183,7 +184,7 @@ async def _refused(exc: LumenError) -> AsyncIterator[Any]:
     """A call refused before its request is read: the handler is a stream one whatever the method,
     so grpc never receives (up to max_message_bytes) or parses the body of a call without a key."""
     raise exc
-    yield  # an async generator, as the shared interceptor's streaming wrapper expects
+    yield  # type: ignore[unreachable]  # an async generator, as the shared interceptor's streaming wrapper expects
 
 
 class KeyInterceptor(grpc.aio.ServerInterceptor):
@@ -199,9 +200,9 @@ class KeyInterceptor(grpc.aio.ServerInterceptor):
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Continuation[Req, Resp],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> grpc.RpcMethodHandler[Req, Resp] | None:
         handler = await continuation(handler_call_details)
         method = handler_call_details.method
         if handler is None or is_infrastructure(method):
@@ -223,7 +224,7 @@ class KeyInterceptor(grpc.aio.ServerInterceptor):
     def unary(
         self, key: ApiKey, method: str, counted: bool, behavior: Callable[..., Awaitable[Any]]
     ) -> Callable[..., Awaitable[Any]]:
-        async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        async def wrapped(request: Any, context: Context) -> Any:
             token = _caller.set(key)
             ok, usage, shed = False, None, False
             try:
@@ -249,7 +250,7 @@ class KeyInterceptor(grpc.aio.ServerInterceptor):
     def streaming(
         self, key: ApiKey, method: str, counted: bool, behavior: Callable[..., Any]
     ) -> Callable[..., AsyncIterator[Any]]:
-        async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        async def wrapped(request: Any, context: Context) -> AsyncIterator[Any]:
             token = _caller.set(key)
             ok, charged, shed = False, False, False
             try:

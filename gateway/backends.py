@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from gateway.auth import KEY_DATASET_BYTES_METADATA, KEY_ID_METADATA, KEY_TRAINING_JOBS_METADATA, current_key
 from shared import tracing
+from shared.grpc_types import Context
 from shared.log import request_id
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,7 @@ FORWARDED_METADATA = tracing.TRACE_KEYS
 
 
 def service_config(retry_services: Sequence[str], attempts: int) -> str:
-    config: dict = {"loadBalancingConfig": [{"round_robin": {}}]}
+    config: dict[str, Any] = {"loadBalancingConfig": [{"round_robin": {}}]}
     if attempts > 1 and retry_services:
         config["methodConfig"] = [
             {
@@ -121,7 +122,7 @@ class Backend:
         await self.channel.close()
 
 
-def outgoing_metadata(context: grpc.aio.ServicerContext) -> tuple[tuple[str, str], ...]:
+def outgoing_metadata(context: Context) -> tuple[tuple[str, str], ...]:
     """Metadata for a backend call: the request id and the client's forwardable keys."""
     out = [("x-request-id", request_id.get())]
     key = current_key()
@@ -134,19 +135,21 @@ def outgoing_metadata(context: grpc.aio.ServicerContext) -> tuple[tuple[str, str
     if tracing.enabled():
         tracing.inject(out)
         return tuple(out)
-    for key, value in context.invocation_metadata() or ():
-        if key in FORWARDED_METADATA:
-            out.append((key, value))
+    for name, value in context.invocation_metadata() or ():
+        if name in FORWARDED_METADATA and isinstance(value, str):  # trace keys: never -bin, so str
+            out.append((name, value))
     return tuple(out)
 
 
-async def watch_health(backend: Backend, on_change) -> None:
+async def watch_health(backend: Backend, on_change: Callable[[Backend, bool], Awaitable[None]]) -> None:
     """Follow the backend's grpc.health.v1 Watch stream, reconnecting forever."""
     stub = health_pb2_grpc.HealthStub(backend.channel)
     while True:
         serving = False
         try:
-            async for response in stub.Watch(health_pb2.HealthCheckRequest(service=""), wait_for_ready=True):
+            # types-grpcio-health-checking's HealthStub lists no methods
+            watch = stub.Watch(health_pb2.HealthCheckRequest(service=""), wait_for_ready=True)  # type: ignore[attr-defined]
+            async for response in watch:
                 serving = response.status == health_pb2.HealthCheckResponse.SERVING
                 await on_change(backend, serving)
         except asyncio.CancelledError:

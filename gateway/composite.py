@@ -12,9 +12,9 @@ response: each part, and the usage of the parts that succeeded.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc.aio
 from google.protobuf.message import Message
@@ -26,6 +26,9 @@ from gateway.scope import Scope
 from lumen.common.v1 import common_pb2
 from shared import tracing
 from shared.errors import InvalidArgument
+
+# A feature-type enum of the generated stubs (an int NewType each).
+K = TypeVar("K", bound=int)
 
 
 @dataclass(frozen=True)
@@ -54,7 +57,7 @@ class Part:
         return bool(self.message.status.code == code_pb2.OK)
 
 
-def check_features(features: Any, known: dict[int, Feature], most: int) -> None:
+def check_features(features: Any, known: Mapping[K, Feature], most: int) -> None:
     """1 to ``most`` distinct, known feature types; max_results within each type's range."""
     if not 1 <= len(features) <= most:
         raise InvalidArgument("features", f"must hold 1 to {most} features, got {len(features)}")
@@ -92,13 +95,13 @@ async def run_features(
     scope: Scope,
     request: Any,
     features: Iterable[Any],
-    specs: dict[int, Feature],
+    specs: Mapping[K, Feature],
     response: Any,
     rename: tuple[str, str],
 ) -> list[Part]:
     """Run the requested features, fill ``response`` with their parts and usage; the parts that answered."""
 
-    def part(feature: Any) -> Callable[[float], Any]:
+    def part(feature: Any) -> Callable[[float], Coroutine[Any, Any, Part]]:
         return lambda timeout_s: _ask(scope, specs[feature.type], request, feature, rename, timeout_s)
 
     wanted = {specs[f.type].field: part(f) for f in features}

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -22,6 +22,7 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 from shared.errors import InvalidArgument, LumenError, status_proto_for
+from shared.grpc_types import Context, time_remaining
 
 log = logging.getLogger(__name__)
 
@@ -100,9 +101,9 @@ class Budget:
 
     @classmethod
     def of(
-        cls, context: grpc.aio.ServicerContext, default_timeout_s: float, margin_s: float, part_timeout_ms: int = 0
+        cls, context: Context, default_timeout_s: float, margin_s: float, part_timeout_ms: int = 0
     ) -> Budget:
-        remaining = context.time_remaining()
+        remaining = time_remaining(context)
         if remaining is None:
             remaining = default_timeout_s
         # Keep a margin to build and send the answer, but never more than a fifth of a short deadline.
@@ -119,7 +120,9 @@ class Budget:
 
 
 async def run_parts(
-    parts: Mapping[str, Callable[[float], Awaitable[T]]], budget: Budget, rename: tuple[str, str] | None = None
+    parts: Mapping[str, Callable[[float], Coroutine[Any, Any, T]]],
+    budget: Budget,
+    rename: tuple[str, str] | None = None,
 ) -> dict[str, T | status_pb2.Status]:
     """Run every part at once; each name maps to its result or to the Status it failed with.
 
@@ -146,8 +149,8 @@ async def run_parts(
             results[name] = status_pb2.Status(
                 code=code_pb2.DEADLINE_EXCEEDED, message=f"{name} did not finish before the call's deadline"
             )
-        elif task.exception() is not None:
-            status = status_of(task.exception())  # type: ignore[arg-type]
+        elif (error := task.exception()) is not None:
+            status = status_of(error)
             results[name] = renamed(status, *rename) if rename else status
         else:
             results[name] = task.result()

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Protocol
+from collections.abc import Callable
+from typing import Protocol, cast
 
 from prometheus_client import Counter
 
@@ -129,7 +130,7 @@ _FIELDS = {"in": "input_tokens", "out": "output_tokens", "img": "images"}
 
 
 class RedisMeter:
-    def __init__(self, url: str, timeout_s: float = 1.0, clock=time.time) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, url: str, timeout_s: float = 1.0, clock: Callable[[], float] = time.time) -> None:
         import redis.asyncio as aioredis
         from redis.asyncio.retry import Retry
         from redis.backoff import NoBackoff
@@ -237,17 +238,18 @@ class RedisMeter:
     async def period(self, key: ApiKey) -> PeriodUsage:
         usage_key, start = self._usage_key(key)
         try:
-            raw = await self.redis.hgetall(usage_key)
+            # decode_responses=True: keys and values are str (redis-py's types allow bytes too).
+            raw = cast("dict[str, str]", await self.redis.hgetall(usage_key))
         except _unreachable() as exc:
             log.warning("Redis unreachable: %s", exc)
             raise Unavailable("the usage store is unreachable; retry later") from None
         period = PeriodUsage(start, key.period_s, calls=int(raw.get("calls", 0)))
         for field, name in _FIELDS.items():
             setattr(period.usage, name, int(raw.get(field, 0)))
-        for field, value in raw.items():
-            if not field.startswith("m:"):
+        for entry, value in raw.items():
+            if not entry.startswith("m:"):
                 continue
-            method, what = field[2:].rsplit(":", 1)
+            method, what = entry[2:].rsplit(":", 1)
             counts = period.methods.setdefault(method, MethodCounts())
             if what == "calls":
                 counts.calls = int(value)

@@ -15,7 +15,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import grpc
 import grpc.aio
@@ -41,7 +42,7 @@ DEFAULT_TOP_K = 10
 LANGUAGE_KEY = "language"
 
 
-def _collections(scope: Scope) -> epb_grpc.CollectionServiceStub:
+def _collections(scope: Scope) -> epb_grpc.CollectionServiceAsyncStub:
     return epb_grpc.CollectionServiceStub(scope.channel("embeddings"))
 
 
@@ -166,7 +167,7 @@ async def semantic_search(scope: Scope, request: pb.SemanticSearchRequest) -> pb
     stub = _collections(scope)
     top_k = request.top_k or DEFAULT_TOP_K
 
-    def part(name: str) -> Callable[[float], Awaitable[epb.SearchResponse]]:
+    def part(name: str) -> Callable[[float], Coroutine[Any, Any, epb.SearchResponse]]:
         query = epb.SearchRequest(
             collection=name,
             text=request.query,

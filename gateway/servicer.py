@@ -26,6 +26,7 @@ from lumen.common.v1 import common_pb2, common_pb2_grpc
 from lumen.gateway.v1 import gateway_pb2 as pb
 from lumen.gateway.v1 import gateway_pb2_grpc as pb_grpc
 from shared.errors import InvalidArgument, NotFound, PermissionDenied
+from shared.grpc_types import Context
 from shared.pages import MAX_PAGE_SIZE, page
 
 
@@ -38,31 +39,31 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
         self.guard = guard
         self.deadline_margin_s = deadline_margin_s
 
-    def _scope(self, context: grpc.aio.ServicerContext, part_timeout_ms: int = 0) -> Scope:
+    def _scope(self, context: Context, part_timeout_ms: int = 0) -> Scope:
         budget = Budget.of(context, self.default_timeout_s, self.deadline_margin_s, part_timeout_ms)
         return Scope(self.backends, caller(), outgoing_metadata(context), budget)
 
     async def AnalyzeText(
-        self, request: pb.AnalyzeTextRequest, context: grpc.aio.ServicerContext
+        self, request: pb.AnalyzeTextRequest, context: Context
     ) -> pb.AnalyzeTextResponse:
         return await analyze_text(self._scope(context, request.part_timeout_ms), request)
 
     async def AnnotateImage(
-        self, request: pb.AnnotateImageRequest, context: grpc.aio.ServicerContext
+        self, request: pb.AnnotateImageRequest, context: Context
     ) -> pb.AnnotateImageResponse:
         return await annotate_image(self._scope(context, request.part_timeout_ms), request)
 
     async def IndexDocuments(
-        self, request: pb.IndexDocumentsRequest, context: grpc.aio.ServicerContext
+        self, request: pb.IndexDocumentsRequest, context: Context
     ) -> pb.IndexDocumentsResponse:
         return await index_documents(self._scope(context), request)
 
     async def SemanticSearch(
-        self, request: pb.SemanticSearchRequest, context: grpc.aio.ServicerContext
+        self, request: pb.SemanticSearchRequest, context: Context
     ) -> pb.SemanticSearchResponse:
         return await semantic_search(self._scope(context, request.part_timeout_ms), request)
 
-    async def GetUsage(self, request: pb.GetUsageRequest, context: grpc.aio.ServicerContext) -> pb.GetUsageResponse:
+    async def GetUsage(self, request: pb.GetUsageRequest, context: Context) -> pb.GetUsageResponse:
         me = caller()
         key_id = request.key_id or me.id
         if key_id != me.id and not me.admin:
@@ -78,7 +79,7 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
         return report
 
     async def ListModels(
-        self, request: pb.ListModelsRequest, context: grpc.aio.ServicerContext
+        self, request: pb.ListModelsRequest, context: Context
     ) -> pb.ListModelsResponse:
         """Each backend's models, as far as the caller's key may use that backend; load errors
         and backend failures in full for admin keys only (they name files and addresses)."""
@@ -115,7 +116,7 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
         response = pb.ListModelsResponse()
         models: list[common_pb2.ModelInfo] = []
         for name in names:
-            result = results.get(name)
+            result = results.get(name, [])  # missing: refused below, never read
             if name not in results:
                 status = status_pb2.Status(
                     code=code_pb2.PERMISSION_DENIED, message=f"key {key.id!r} may not use the {name} service"

@@ -27,7 +27,8 @@ def usage_fields(files: Iterable[FileDescriptor]) -> dict[str, int]:
         for service in file.services_by_name.values():
             for method in service.methods:
                 field = method.output_type.fields_by_name.get("usage")
-                if method.server_streaming and field is not None and field.message_type.full_name == USAGE_TYPE:
+                usage_type = field.message_type if field is not None else None
+                if method.server_streaming and field and usage_type and usage_type.full_name == USAGE_TYPE:
                     out[f"/{service.full_name}/{method.name}"] = field.number
     return out
 

@@ -12,14 +12,15 @@ is optional; both can be on together.
 from __future__ import annotations
 
 import hmac
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import grpc
 import grpc.aio
 
 from shared.errors import Unauthenticated
+from shared.grpc_types import Context, Continuation, Req, Resp
 from shared.interceptors import is_infrastructure
 
 TOKEN_KEY = "x-lumen-backend-token"
@@ -33,9 +34,9 @@ def read_token(path: str) -> str:
     return token
 
 
-async def _refuse(_requests: Any, _context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+async def _refuse(_requests: Any, _context: Context) -> AsyncIterator[Any]:
     raise Unauthenticated("this service accepts calls from the lumen gateway only (backend token missing or wrong)")
-    yield  # an async generator: the request is never read
+    yield  # type: ignore[unreachable]  # makes this an async generator: the request is never read
 
 
 class BackendTokenInterceptor(grpc.aio.ServerInterceptor):
@@ -46,9 +47,9 @@ class BackendTokenInterceptor(grpc.aio.ServerInterceptor):
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Continuation[Req, Resp],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> grpc.RpcMethodHandler[Req, Resp] | None:
         handler = await continuation(handler_call_details)
         if handler is None or is_infrastructure(handler_call_details.method):
             return handler
@@ -65,6 +66,10 @@ def server_interceptors(token_file: str) -> list[grpc.aio.ServerInterceptor]:
     return [BackendTokenInterceptor(read_token(token_file))] if token_file else []
 
 
+# A client stream's requests, as grpc.aio takes them.
+Requests: TypeAlias = AsyncIterable[Req] | Iterable[Req]
+
+
 class _WithToken(
     grpc.aio.UnaryUnaryClientInterceptor,
     grpc.aio.UnaryStreamClientInterceptor,
@@ -79,20 +84,46 @@ class _WithToken(
     def _details(self, details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
         metadata = grpc.aio.Metadata(*(details.metadata or ()))
         metadata.add(TOKEN_KEY, self._token)
-        return details._replace(metadata=metadata)  # type: ignore[attr-defined]
+        return grpc.aio.ClientCallDetails(
+            details.method, details.timeout, metadata, details.credentials, details.wait_for_ready
+        )
 
-    async def intercept_unary_unary(self, continuation, client_call_details, request):  # type: ignore[no-untyped-def]
+    async def intercept_unary_unary(
+        self,
+        continuation: Callable[[grpc.aio.ClientCallDetails, Req], Awaitable[grpc.aio.UnaryUnaryCall[Req, Resp]]],
+        client_call_details: grpc.aio.ClientCallDetails,
+        request: Req,
+    ) -> grpc.aio.UnaryUnaryCall[Req, Resp]:
         return await continuation(self._details(client_call_details), request)
 
-    async def intercept_unary_stream(self, continuation, client_call_details, request):  # type: ignore[no-untyped-def]
+    async def intercept_unary_stream(
+        self,
+        continuation: Callable[[grpc.aio.ClientCallDetails, Req], Awaitable[grpc.aio.UnaryStreamCall[Req, Resp]]],
+        client_call_details: grpc.aio.ClientCallDetails,
+        request: Req,
+    ) -> grpc.aio.UnaryStreamCall[Req, Resp]:
         return await continuation(self._details(client_call_details), request)
 
-    async def intercept_stream_unary(self, continuation, client_call_details, request_iterator):  # type: ignore[no-untyped-def]
+    async def intercept_stream_unary(
+        self,
+        continuation: Callable[
+            [grpc.aio.ClientCallDetails, Requests[Req]], Awaitable[grpc.aio.StreamUnaryCall[Req, Resp]]
+        ],
+        client_call_details: grpc.aio.ClientCallDetails,
+        request_iterator: Requests[Req],
+    ) -> grpc.aio.StreamUnaryCall[Req, Resp]:
         return await continuation(self._details(client_call_details), request_iterator)
 
-    async def intercept_stream_stream(self, continuation, client_call_details, request_iterator):  # type: ignore[no-untyped-def]
+    async def intercept_stream_stream(
+        self,
+        continuation: Callable[
+            [grpc.aio.ClientCallDetails, Requests[Req]], Awaitable[grpc.aio.StreamStreamCall[Req, Resp]]
+        ],
+        client_call_details: grpc.aio.ClientCallDetails,
+        request_iterator: Requests[Req],
+    ) -> grpc.aio.StreamStreamCall[Req, Resp]:
         return await continuation(self._details(client_call_details), request_iterator)
 
 
-def client_interceptors(token_file: str) -> list[Any]:
+def client_interceptors(token_file: str) -> list[grpc.aio.ClientInterceptor]:
     return [_WithToken(read_token(token_file))] if token_file else []

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
@@ -26,9 +26,9 @@ import grpc.aio
 
 from shared.admission import Admission
 from shared.errors import InvalidArgument, ResourceExhausted
+from shared.grpc_types import Behavior, Context, Continuation, Req, Resp
 
 Deserializer = Callable[[bytes], Any]
-Behavior = Callable[..., Any]
 
 # After an error, how much of the rest of a request stream is read and dropped
 # so the client ends its sending before it gets the status.
@@ -101,21 +101,21 @@ class _RequestStream:
                         return
 
 
-async def _abort(context: grpc.aio.ServicerContext, exc: UndecodableRequest | ResourceExhausted) -> None:
+async def _abort(context: Context, exc: UndecodableRequest | ResourceExhausted) -> None:
     status = exc.to_grpc_status()
     await context.abort(status.code, status.details, tuple(status.trailing_metadata))
 
 
 def _unary_request(
     deserialize: Deserializer | None, behavior: Behavior, streaming_response: bool, admission: Admission | None
-) -> Any:
+) -> Behavior:
     def admit(raw: bytes, held: _Held) -> Any:
         held.take(len(raw))
         return _parse(deserialize, raw, "request")
 
     if streaming_response:
 
-        async def unary_stream(raw: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        async def unary_stream(raw: bytes, context: Context) -> AsyncIterator[Any]:
             held = _Held(admission)
             try:
                 try:
@@ -133,7 +133,7 @@ def _unary_request(
 
         return unary_stream
 
-    async def unary_unary(raw: bytes, context: grpc.aio.ServicerContext) -> Any:
+    async def unary_unary(raw: bytes, context: Context) -> Any:
         held = _Held(admission)
         try:
             try:
@@ -149,13 +149,13 @@ def _unary_request(
 
 def _stream_request(
     deserialize: Deserializer | None, behavior: Behavior, streaming_response: bool, admission: Admission | None
-) -> Any:
+) -> Behavior:
     # A chunk that does not parse (or does not fit the byte budget) raises inside the
     # servicer's loop; it leaves the servicer as itself (a LumenError) and is answered here.
     refused = (UndecodableRequest, ResourceExhausted)
     if streaming_response:
 
-        async def stream_stream(raw: AsyncIterator[bytes], context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        async def stream_stream(raw: AsyncIterator[bytes], context: Context) -> AsyncIterator[Any]:
             requests = _RequestStream(deserialize, raw, _Held(admission))
             try:
                 result = behavior(requests.messages(), context)
@@ -175,7 +175,7 @@ def _stream_request(
 
         return stream_stream
 
-    async def stream_unary(raw: AsyncIterator[bytes], context: grpc.aio.ServicerContext) -> Any:
+    async def stream_unary(raw: AsyncIterator[bytes], context: Context) -> Any:
         requests = _RequestStream(deserialize, raw, _Held(admission))
         try:
             return await behavior(requests.messages(), context)
@@ -191,9 +191,12 @@ def _stream_request(
     return stream_unary
 
 
-def parsing_handler(handler: grpc.RpcMethodHandler, admission: Admission | None = None) -> grpc.RpcMethodHandler:
+def parsing_handler(
+    handler: grpc.RpcMethodHandler[Req, Resp], admission: Admission | None = None
+) -> grpc.RpcMethodHandler[Any, Resp]:
     """``handler`` with grpc's request parsing replaced by ours (raw-bytes handlers keep their bytes),
-    each request's bytes held against ``admission``'s budget while the call runs."""
+    each request's bytes held against ``admission``'s budget while the call runs. (The request type
+    is Any: grpc hands the new handler bytes, the servicer still gets ``Req``.)"""
     deserialize = handler.request_deserializer
     serialize = handler.response_serializer
     if handler.unary_unary:
@@ -208,6 +211,7 @@ def parsing_handler(handler: grpc.RpcMethodHandler, admission: Admission | None 
         return grpc.stream_unary_rpc_method_handler(
             _stream_request(deserialize, handler.stream_unary, False, admission), response_serializer=serialize
         )
+    assert handler.stream_stream is not None  # a handler has exactly one of the four
     return grpc.stream_stream_rpc_method_handler(
         _stream_request(deserialize, handler.stream_stream, True, admission), response_serializer=serialize
     )
@@ -224,9 +228,9 @@ class ParseInterceptor(grpc.aio.ServerInterceptor):
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Continuation[Req, Resp],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> grpc.RpcMethodHandler[Any, Resp] | None:
         handler = await continuation(handler_call_details)
         if handler is None:
             return handler

@@ -18,7 +18,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 import grpc
 import grpc.aio
@@ -27,6 +27,7 @@ from lumen.common.v1 import common_pb2
 from shared import metrics, tracing
 from shared.admission import Admission
 from shared.errors import LumenError
+from shared.grpc_types import Behavior, Context, Continuation, Req, Resp
 from shared.log import request_id
 
 log = logging.getLogger("lumen.access")
@@ -43,7 +44,7 @@ def usage_of(message: Any) -> common_pb2.Usage | None:
     return usage if isinstance(usage, common_pb2.Usage) else None
 
 
-def incoming_request_id(context: grpc.aio.ServicerContext) -> str:
+def incoming_request_id(context: Context) -> str:
     for key, value in context.invocation_metadata() or ():
         if key == REQUEST_ID_KEY and isinstance(value, str) and 0 < len(value) <= 128:
             return value
@@ -53,7 +54,7 @@ def incoming_request_id(context: grpc.aio.ServicerContext) -> str:
 class _Call:
     """Bookkeeping of one call: start, request id, final code."""
 
-    def __init__(self, method: str, context: grpc.aio.ServicerContext) -> None:
+    def __init__(self, method: str, context: Context) -> None:
         self.method = method
         self.context = context
         self.rid = incoming_request_id(context)
@@ -70,7 +71,8 @@ class _Call:
             self.code = grpc.StatusCode.CANCELLED
             raise exc
         if isinstance(exc, grpc.aio.AbortError):  # servicer aborted on its own
-            self.code = self.context.code() or grpc.StatusCode.UNKNOWN
+            # grpc.aio answers None until a code is set, though its stubs say StatusCode.
+            self.code = cast("grpc.StatusCode | None", self.context.code()) or grpc.StatusCode.UNKNOWN
             raise exc
         if isinstance(exc, LumenError):
             status = exc.to_grpc_status()
@@ -100,7 +102,7 @@ class _Call:
 def _wrap_unary(
     method: str, behavior: Callable[..., Awaitable[Any]], admission: Admission
 ) -> Callable[..., Awaitable[Any]]:
-    async def wrapped(request_or_iterator: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def wrapped(request_or_iterator: Any, context: Context) -> Any:
         call = _Call(method, context)
         admitted = False
         try:
@@ -122,7 +124,7 @@ def _wrap_unary(
 def _wrap_streaming(
     method: str, behavior: Callable[..., Any], admission: Admission
 ) -> Callable[..., AsyncIterator[Any]]:
-    async def wrapped(request_or_iterator: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+    async def wrapped(request_or_iterator: Any, context: Context) -> AsyncIterator[Any]:
         call = _Call(method, context)
         admitted = False
         try:
@@ -151,27 +153,22 @@ def _wrap_streaming(
     return wrapped
 
 
-Behavior = Callable[..., Any]
-
-
 def wrap_handler(
-    handler: grpc.RpcMethodHandler,
+    handler: grpc.RpcMethodHandler[Req, Resp],
     unary: Callable[[Behavior], Behavior],
     streaming: Callable[[Behavior], Behavior],
-) -> grpc.RpcMethodHandler:
+) -> grpc.RpcMethodHandler[Req, Resp]:
     """The same handler with its behavior wrapped: ``unary`` for calls with one
     response, ``streaming`` for calls with a response stream."""
-    kwargs = {
-        "request_deserializer": handler.request_deserializer,
-        "response_serializer": handler.response_serializer,
-    }
+    codec = handler.request_deserializer, handler.response_serializer
     if handler.unary_unary:
-        return grpc.unary_unary_rpc_method_handler(unary(handler.unary_unary), **kwargs)
+        return grpc.unary_unary_rpc_method_handler(unary(handler.unary_unary), *codec)
     if handler.stream_unary:
-        return grpc.stream_unary_rpc_method_handler(unary(handler.stream_unary), **kwargs)
+        return grpc.stream_unary_rpc_method_handler(unary(handler.stream_unary), *codec)
     if handler.unary_stream:
-        return grpc.unary_stream_rpc_method_handler(streaming(handler.unary_stream), **kwargs)
-    return grpc.stream_stream_rpc_method_handler(streaming(handler.stream_stream), **kwargs)
+        return grpc.unary_stream_rpc_method_handler(streaming(handler.unary_stream), *codec)
+    assert handler.stream_stream is not None  # a handler has exactly one of the four
+    return grpc.stream_stream_rpc_method_handler(streaming(handler.stream_stream), *codec)
 
 
 def is_infrastructure(method: str) -> bool:
@@ -191,9 +188,9 @@ class WrappingInterceptor(grpc.aio.ServerInterceptor):
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Continuation[Req, Resp],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> grpc.RpcMethodHandler[Req, Resp] | None:
         handler = await continuation(handler_call_details)
         method = handler_call_details.method
         if handler is None or is_infrastructure(method):

@@ -106,7 +106,7 @@ def main(name: str, settings_cls: type[ModelServerSettings], app_module: str) ->
         import torch
 
         torch.set_num_threads(settings.torch_threads)
-    app: App = importlib.import_module(app_module)  # type: ignore[assignment]
+    app: App = importlib.import_module(app_module)
     metrics.serve_metrics(settings.metrics_port)
 
     async def serve() -> None:

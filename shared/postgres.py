@@ -156,7 +156,7 @@ class Postgres:
             return
         with self._schema_lock:
             if self._schema is None:
-                return
+                return  # type: ignore[unreachable]  # another thread applied it while this one waited
             component, steps = self._schema
             with self._connection() as conn, conn.transaction():
                 _migrate(Tx(conn), component, steps)

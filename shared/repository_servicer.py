@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import grpc
-
 from lumen.common.v1 import common_pb2, common_pb2_grpc
 from shared.errors import InvalidArgument, NotFound
+from shared.grpc_types import Context
 from shared.pages import page
 from shared.repository import Entry, ModelRepository, State
 
@@ -45,7 +44,7 @@ class ModelRepositoryServicer(common_pb2_grpc.ModelRepositoryServiceServicer):
         return model_info(entry, self.repository.service)
 
     async def ListModels(
-        self, request: common_pb2.ListModelsRequest, context: grpc.aio.ServicerContext
+        self, request: common_pb2.ListModelsRequest, context: Context
     ) -> common_pb2.ListModelsResponse:
         entries, next_token = page(
             self.repository.entries(request.task),
@@ -57,7 +56,7 @@ class ModelRepositoryServicer(common_pb2_grpc.ModelRepositoryServiceServicer):
         return common_pb2.ListModelsResponse(models=[self._info(e) for e in entries], next_page_token=next_token)
 
     async def GetModel(
-        self, request: common_pb2.GetModelRequest, context: grpc.aio.ServicerContext
+        self, request: common_pb2.GetModelRequest, context: Context
     ) -> common_pb2.GetModelResponse:
         if not request.model.name:
             raise InvalidArgument("model.name", "is required")
@@ -69,7 +68,7 @@ class ModelRepositoryServicer(common_pb2_grpc.ModelRepositoryServiceServicer):
         raise NotFound("model", request.model.name, "model.name")
 
     async def LoadModel(
-        self, request: common_pb2.LoadModelRequest, context: grpc.aio.ServicerContext
+        self, request: common_pb2.LoadModelRequest, context: Context
     ) -> common_pb2.LoadModelResponse:
         if not request.name:
             raise InvalidArgument("name", "is required")
@@ -77,7 +76,7 @@ class ModelRepositoryServicer(common_pb2_grpc.ModelRepositoryServiceServicer):
         return common_pb2.LoadModelResponse(model=self._info(entry))
 
     async def UnloadModel(
-        self, request: common_pb2.UnloadModelRequest, context: grpc.aio.ServicerContext
+        self, request: common_pb2.UnloadModelRequest, context: Context
     ) -> common_pb2.UnloadModelResponse:
         if not request.name:
             raise InvalidArgument("name", "is required")

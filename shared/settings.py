@@ -12,9 +12,12 @@ import dataclasses
 import os
 import types
 import typing
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+T = TypeVar("T", bound="DataclassInstance")  # a settings dataclass
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -56,18 +59,26 @@ def load(cls: type[T], prefix: str, environ: typing.Mapping[str, str] | None = N
     env = os.environ if environ is None else environ
     hints = typing.get_type_hints(cls)
     values: dict[str, Any] = {}
-    for field in dataclasses.fields(cls):  # type: ignore[arg-type]
+    for field in dataclasses.fields(cls):
         name = f"{prefix}_{field.name.upper()}"
         if name in env:
             values[field.name] = _parse(env[name], hints[field.name], name)
     return cls(**values)
 
 
+def _default(field: dataclasses.Field[Any]) -> Any:
+    if field.default is not dataclasses.MISSING:
+        return field.default
+    if field.default_factory is not dataclasses.MISSING:
+        return field.default_factory()
+    raise TypeError(f"setting {field.name} has no default")  # setting() always gives one
+
+
 def describe(cls: type, prefix: str) -> str:
     """One line per variable: name, default and documentation."""
     lines = []
     for field in dataclasses.fields(cls):
-        default = field.default if field.default is not dataclasses.MISSING else field.default_factory()  # type: ignore[misc]
+        default = _default(field)
         lines.append(f"{prefix}_{field.name.upper()} (default {default!r}): {field.metadata.get('doc', '')}")
     return "\n".join(lines)
 

@@ -40,12 +40,12 @@ class WordVocabulary:
     def build(cls, texts: Iterable[str], max_words: int, max_length: int, **options: object) -> WordVocabulary:
         counts = Counter(w for t in texts for w in words(t))
         vocab = [PAD, OOV, *(w for w, _ in counts.most_common(max_words - 2))]
-        return cls({w: i for i, w in enumerate(vocab)}, max_length, **options)  # type: ignore[arg-type]
+        return cls({w: i for i, w in enumerate(vocab)}, max_length, **options)  # type: ignore[arg-type]  # options: the bool/str fields below max_length
 
     @classmethod
     def load(cls, path: Path, max_length: int, **options: object) -> WordVocabulary:
         vocab = json.loads(path.read_text())
-        return cls({w: i for i, w in enumerate(vocab)}, max_length, **options)  # type: ignore[arg-type]
+        return cls({w: i for i, w in enumerate(vocab)}, max_length, **options)  # type: ignore[arg-type]  # options: the bool/str fields below max_length
 
     def save(self, path: Path) -> None:
         ordered = sorted(self.index, key=self.index.__getitem__)

@@ -13,8 +13,9 @@ Each time the containers run as uid 10001 on a read-only root filesystem with
 the manifests' volumes; the test waits for every container's health check, calls
 through the gateway (Embed, AnalyzeText, AnnotateImage on a real photo,
 GenerateStream, a collection write and a search), restarts the embeddings
-container (compose; podman 4.3 cannot restart a container of a kube-play pod),
-finds the collection still there, and removes everything it started.
+container (compose) or pod (kube play: podman 4.3 cannot restart one container
+of a kube-play pod, see restart_pod), finds the collection still there, and
+removes everything it started.
 Elsewhere the tests skip with the reason; LUMEN_REQUIRE_PODMAN=1 (make
 deploy-smoke) turns that skip into a failure. They run only when
 LUMEN_DEPLOY_SMOKE=1 (`make deploy-smoke`, or `LUMEN_DEPLOY_SMOKE=1 make test`):
@@ -187,6 +188,38 @@ def pod_ip(pod: str, network: str) -> str:
     return info["NetworkSettings"]["Networks"][network]["IPAddress"]
 
 
+def pod_address(doc: dict[str, Any], network: str) -> str:
+    return f"{pod_ip(doc['metadata']['name'] + '-pod-0', network)}:{probe_port(doc)}"
+
+
+def restart_pod(pod: str, doc: dict[str, Any]) -> None:
+    """Stop the pod within the Deployment's grace period, then start it again.
+
+    When the last container of a kube-play pod exits, podman's cleanup of it stops
+    the pod (exit policy "stop"); a pod started before that cleanup has run is
+    stopped under the new containers. So the start waits until the stopped pod is
+    settled: every container exited and no cleanup left running for them."""
+    grace = int(doc["spec"]["template"]["spec"].get("terminationGracePeriodSeconds", 30))
+    podman("pod", "stop", "-t", str(grace), pod, timeout=grace + 60)
+    ids = podman("pod", "inspect", "--format", "{{range .Containers}}{{.Id}} {{end}}", pod).stdout.split()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and cleanups_running(ids):
+        time.sleep(0.5)
+    podman("pod", "start", pod, timeout=120)
+
+
+def cleanups_running(container_ids: list[str]) -> bool:
+    """Whether a `podman container cleanup` of one of these containers is still running."""
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = cmdline.read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"cleanup" in args and any(i.encode() in args for i in container_ids):
+            return True
+    return False
+
+
 @pytest.fixture
 def kube_network() -> Iterator[str]:
     network = f"lumen-smoke-{uuid.uuid4().hex[:8]}"
@@ -214,31 +247,25 @@ def test_cpu_overlay_runs_under_podman_kube_play(
     docs = for_podman(rendered, prefix, keys_dir)
     backends = [deployment(docs, s) for s in MODEL_SERVICES]
     gateway = deployment(docs, "gateway")
-    services_yaml, gateway_yaml = tmp_path / "services.yaml", tmp_path / "gateway.yaml"
-    services_yaml.write_text(yaml.safe_dump_all(backends))
-    played = [services_yaml]
-    try:
-        podman("kube", "play", "--replace", "--network", kube_network, str(services_yaml), timeout=600)
-        addresses = {}
+    # No Services and no cluster DNS: the gateway gets the pods' names, which the
+    # network's DNS (CNI dnsname) resolves, so all four pods start at once and the
+    # gateway finds a restarted pod at its new address, as it would a new pod behind
+    # a headless Service.
+    (server,) = gateway["spec"]["template"]["spec"]["containers"]
+    for variable in server["env"]:
         for doc in backends:
             name = doc["metadata"]["name"]
-            addresses[name] = f"{pod_ip(f'{name}-pod-0', kube_network)}:{probe_port(doc)}"
+            if variable["name"] == f"LUMEN_GATEWAY_{name.upper()}_ADDRESS":
+                variable["value"] = f"dns:///{name}-pod-0:{probe_port(doc)}"
+    played = tmp_path / "played.yaml"
+    played.write_text(yaml.safe_dump_all([*backends, gateway]))
+    try:
+        podman("kube", "play", "--replace", "--network", kube_network, str(played), timeout=600)
+        addresses = {d["metadata"]["name"]: pod_address(d, kube_network) for d in [*backends, gateway]}
         for name, address in addresses.items():
             containers.wait_serving(address, name, running(f"{name}-pod-0-server"))
             assert_hardened(f"{name}-pod-0-server")
-
-        # No Services and no cluster DNS: the gateway gets the pods' addresses.
-        (server,) = gateway["spec"]["template"]["spec"]["containers"]
-        for variable in server["env"]:
-            for name, address in addresses.items():
-                if variable["name"] == f"LUMEN_GATEWAY_{name.upper()}_ADDRESS":
-                    variable["value"] = address
-        gateway_yaml.write_text(yaml.safe_dump_all([gateway]))
-        played.append(gateway_yaml)
-        podman("kube", "play", "--replace", "--network", kube_network, str(gateway_yaml), timeout=600)
-        address = f"{pod_ip('gateway-pod-0', kube_network)}:{probe_port(gateway)}"
-        containers.wait_serving(address, "gateway", running("gateway-pod-0-server"))
-        assert_hardened("gateway-pod-0-server")
+        address = addresses["gateway"]
 
         # Keys are on in deploy/k8s: no key, no call.
         with grpc.insecure_channel(address) as channel, pytest.raises(grpc.RpcError) as refused:
@@ -248,14 +275,17 @@ def test_cpu_overlay_runs_under_podman_kube_play(
         assert refused.value.code() is grpc.StatusCode.UNAUTHENTICATED
         containers.call_everything(address, key)
 
-        # No restart here: podman 4.3's kube play pods stop with their last container (exit policy
-        # "stop"), and starting such a pod again fails on the read-only root filesystem ("conmon: Failed
-        # to get working directory"), so a kubelet's container restart has no podman counterpart. The
-        # compose test proves that a restarted embeddings container keeps its collections.
-        assert containers.search_top_hit(address, key) == "pods"
+        # The kubelet restarts a container inside its pod, keeping the pod's emptyDirs. podman 4.3 cannot
+        # restart a kube-play container alone (its pods have exit policy "stop": the pod stops under the
+        # restarted container), so the pod is stopped and started again, which keeps its volumes too.
+        embeddings = deployment(docs, "embeddings")
+        restart_pod("embeddings-pod-0", embeddings)
+        containers.wait_serving(
+            pod_address(embeddings, kube_network), "embeddings after its restart", running("embeddings-pod-0-server")
+        )
+        assert containers.search_top_hit_soon(address, key) == "pods"
     finally:
-        for path in reversed(played):
-            podman("kube", "down", str(path), timeout=300, check=False)
+        podman("kube", "down", str(played), timeout=300, check=False)
         volumes = podman("volume", "ls", "--format", "{{.Name}}", check=False).stdout.split()
         mine = [v for v in volumes if v.startswith(prefix)]
         if mine:
