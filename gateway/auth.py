@@ -95,7 +95,7 @@ def usage_in_trailers(context: Context) -> common_pb2.Usage | None:
     return None
 
 
-def _shed(exc: BaseException, context: grpc.aio.ServicerContext) -> bool:
+def _shed(exc: BaseException, context: Context) -> bool:
     """Whether ``exc`` ends a call that a server's admission shed (this gateway's request-byte budget,
     or a backend's, relayed as it answered): no work was done, so the key's calls quota gets it back.
     Rate tokens stay taken: they bound how fast a key may try."""
