@@ -20,7 +20,7 @@ import grpc
 import grpc.aio
 
 from shared.errors import Unauthenticated
-from shared.grpc_types import Context, Req, Resp
+from shared.grpc_types import Context, Handler, Req, Resp
 from shared.interceptors import HandlerInterceptor
 
 TOKEN_KEY = "x-lumen-backend-token"
@@ -45,9 +45,7 @@ class BackendTokenInterceptor(HandlerInterceptor):
     def __init__(self, token: str) -> None:
         self._token = token.encode()
 
-    async def handle(
-        self, handler: grpc.RpcMethodHandler[Any, Any], details: grpc.HandlerCallDetails
-    ) -> grpc.RpcMethodHandler[Any, Any]:
+    async def handle(self, handler: Handler, details: grpc.HandlerCallDetails) -> Handler:
         presented = b""
         for name, value in details.invocation_metadata or ():
             if name == TOKEN_KEY and isinstance(value, str):

@@ -26,7 +26,7 @@ import grpc.aio
 
 from shared.admission import Admission
 from shared.errors import InvalidArgument, ResourceExhausted
-from shared.grpc_types import Behavior, Context, Req, Resp
+from shared.grpc_types import Behavior, Context, Handler, Req, Resp
 from shared.interceptors import HandlerInterceptor, is_infrastructure
 
 Deserializer = Callable[[bytes], Any]
@@ -234,7 +234,5 @@ class ParseInterceptor(HandlerInterceptor):
 
     infrastructure = True
 
-    async def handle(
-        self, handler: grpc.RpcMethodHandler[Any, Any], details: grpc.HandlerCallDetails
-    ) -> grpc.RpcMethodHandler[Any, Any]:
+    async def handle(self, handler: Handler, details: grpc.HandlerCallDetails) -> Handler:
         return parsing_handler(handler, None if is_infrastructure(details.method) else self.admission)

@@ -66,9 +66,9 @@ class _Call:
         self.span = tracing.server_span(method, context.invocation_metadata())
         metrics.RPC_IN_FLIGHT.inc()
 
-    def admit(self) -> None:
+    async def admit(self) -> None:
         """Take the call's place in the server (raises ResourceExhausted when it is full)."""
-        self.admission.enter()
+        await self.admission.enter_or_undo()
         self.admitted = True
 
     async def fail(self, exc: BaseException) -> None:
@@ -114,7 +114,7 @@ def _wrap_unary(
     async def wrapped(request_or_iterator: Any, context: Context) -> Any:
         call = _Call(method, context, admission)
         try:
-            call.admit()
+            await call.admit()
             response = await behavior(request_or_iterator, context)
             call.ok(usage_of(response))
             return response
@@ -132,7 +132,7 @@ def _wrap_streaming(
     async def wrapped(request_or_iterator: Any, context: Context) -> AsyncIterator[Any]:
         call = _Call(method, context, admission)
         try:
-            call.admit()
+            await call.admit()
             result = behavior(request_or_iterator, context)
             total = common_pb2.Usage()
             if inspect.isasyncgen(result):
