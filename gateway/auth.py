@@ -42,8 +42,8 @@ from gateway.usage_meter import scan_usage
 from lumen.common.v1 import common_pb2
 from shared.admission import SHED_REASON, is_shed, undo_on_shed
 from shared.errors import LumenError, PermissionDenied, ResourceExhausted, Unauthenticated
-from shared.grpc_types import Context, Continuation, Metadata, Req, Resp
-from shared.interceptors import USAGE_KEY, is_infrastructure, usage_of, wrap_handler
+from shared.grpc_types import Context, Handler, Metadata
+from shared.interceptors import USAGE_KEY, HandlerInterceptor, usage_of, wrap_handler
 
 GET_USAGE = "/lumen.gateway.v1.GatewayService/GetUsage"
 BEARER = "bearer "
@@ -187,7 +187,7 @@ async def _refused(exc: LumenError) -> AsyncIterator[Any]:
     yield  # type: ignore[unreachable]  # an async generator, as the shared interceptor's streaming wrapper expects
 
 
-class KeyInterceptor(grpc.aio.ServerInterceptor):
+class KeyInterceptor(HandlerInterceptor):
     """Admits each call from its metadata alone, before grpc reads the request, then counts it.
 
     ``usage_fields`` (gateway.usage_meter.usage_fields) names the usage field of each
@@ -198,17 +198,10 @@ class KeyInterceptor(grpc.aio.ServerInterceptor):
         self.guard = guard
         self.usage_fields = dict(usage_fields or {})
 
-    async def intercept_service(
-        self,
-        continuation: Continuation[Req, Resp],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Req, Resp] | None:
-        handler = await continuation(handler_call_details)
-        method = handler_call_details.method
-        if handler is None or is_infrastructure(method):
-            return handler
+    async def handle(self, handler: Handler, details: grpc.HandlerCallDetails) -> Handler:
+        method = details.method
         try:
-            key = await self.guard.admit(handler_call_details.invocation_metadata, method)
+            key = await self.guard.admit(details.invocation_metadata, method)
         except LumenError as exc:
             refusal = exc
             return grpc.stream_stream_rpc_method_handler(lambda _requests, _context: _refused(refusal))
