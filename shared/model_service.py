@@ -24,7 +24,7 @@ from shared.backend_token import server_interceptors
 from shared.caches import point_caches
 from shared.repository import ModelFactory, ModelRepository
 from shared.repository_servicer import ModelRepositoryServicer
-from shared.server import Registration, RunningServer, create_server, run_until_signal
+from shared.server import Registration, RunningServer, StartedService, create_server, run_until_signal
 from shared.settings import ModelServerSettings, load
 
 logger = logging.getLogger(__name__)
@@ -41,20 +41,12 @@ class App(Protocol):
 
 
 @dataclass
-class ModelService:
+class ModelService(StartedService):
     name: str
     settings: ModelServerSettings
     server: RunningServer
     repository: ModelRepository
     registrations: Sequence[Registration] = ()
-
-    @property
-    def port(self) -> int:
-        return self.server.port
-
-    async def stop(self, grace_s: float | None = None) -> None:
-        await self.server.stop(self.settings.grace_period_s if grace_s is None else grace_s)
-        await self.release()
 
     async def release(self) -> None:
         """After the drain: free the models, then close what the servicers hold open."""

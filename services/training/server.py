@@ -25,7 +25,7 @@ from shared import device as devices
 from shared import log as logs
 from shared import metrics, tracing
 from shared.backend_token import server_interceptors
-from shared.server import Registration, RunningServer, create_server, run_until_signal
+from shared.server import Registration, RunningServer, StartedService, create_server, run_until_signal
 from shared.settings import load
 
 logger = logging.getLogger(__name__)
@@ -33,20 +33,12 @@ SERVICES = training_pb2.DESCRIPTOR.services_by_name
 
 
 @dataclass
-class TrainingService:
+class TrainingService(StartedService):
     settings: TrainingSettings
     server: RunningServer
     jobs: Jobs
     executor: Executor
     store: SqliteStore
-
-    @property
-    def port(self) -> int:
-        return self.server.port
-
-    async def stop(self, grace_s: float | None = None) -> None:
-        await self.server.stop(self.settings.grace_period_s if grace_s is None else grace_s)
-        await self.release()
 
     async def release(self) -> None:
         await self.executor.close()
