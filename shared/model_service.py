@@ -18,8 +18,7 @@ from typing import Protocol
 
 from lumen.common.v1 import common_pb2, common_pb2_grpc
 from shared import device as devices
-from shared import log as logs
-from shared import metrics, offline, tracing
+from shared import offline
 from shared.backend_token import server_interceptors
 from shared.caches import point_caches
 from shared.repository import ModelFactory, ModelRepository
@@ -83,15 +82,14 @@ async def start(
     await server.set_serving(ready)
     if not ready:
         logger.error("some models failed to load; health stays NOT_SERVING (see ListModels)")
-    return ModelService(name, settings, server, repository, regs)
+    return ModelService(settings, server, name, repository, regs)
 
 
 def main(name: str, settings_cls: type[ModelServerSettings], app_module: str) -> None:
     """Entry point of a model service process."""
     offline.apply()  # before any model library is imported
     settings = load(settings_cls, f"LUMEN_{name.upper()}")
-    logs.configure(name, settings.log_level, settings.log_format)
-    tracing.configure(name, settings.otlp_endpoint)
+    configure_process(name, settings)
     devices.isolate(settings.device)  # before the app (and torch/TensorFlow) is imported
     point_caches(settings.cache_dir)  # likewise: libraries read these variables on import
     if settings.torch_threads > 0:
