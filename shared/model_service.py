@@ -23,7 +23,7 @@ from shared.backend_token import server_interceptors
 from shared.caches import point_caches
 from shared.repository import ModelFactory, ModelRepository
 from shared.repository_servicer import ModelRepositoryServicer
-from shared.server import Registration, RunningServer, StartedService, create_server, run_until_signal
+from shared.server import Registration, Service, configure_process, create_server, serve_forever
 from shared.settings import ModelServerSettings, load
 
 logger = logging.getLogger(__name__)
@@ -40,10 +40,9 @@ class App(Protocol):
 
 
 @dataclass
-class ModelService(StartedService):
-    name: str
+class ModelService(Service):
     settings: ModelServerSettings
-    server: RunningServer
+    name: str
     repository: ModelRepository
     registrations: Sequence[Registration] = ()
 
@@ -97,10 +96,4 @@ def main(name: str, settings_cls: type[ModelServerSettings], app_module: str) ->
 
         torch.set_num_threads(settings.torch_threads)
     app: App = importlib.import_module(app_module)
-    metrics.serve_metrics(settings.metrics_port)
-
-    async def serve() -> None:
-        service = await start(name, settings, app.FACTORIES, app.registrations)
-        await run_until_signal(service.server, settings.grace_period_s, on_stop=service.release)
-
-    asyncio.run(serve())
+    serve_forever(settings, lambda: start(name, settings, app.FACTORIES, app.registrations))

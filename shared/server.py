@@ -64,25 +64,6 @@ class RunningServer:
         await self.server.stop(grace_s)
 
 
-class StartedService:
-    """A started server and what its servicers hold (subclassed by each service's dataclass):
-    ``stop`` drains the server within the settings' grace period, then ``release`` frees the rest."""
-
-    settings: ServerSettings
-    server: RunningServer
-
-    @property
-    def port(self) -> int:
-        return self.server.port
-
-    async def stop(self, grace_s: float | None = None) -> None:
-        await self.server.stop(self.settings.grace_period_s if grace_s is None else grace_s)
-        await self.release()
-
-    async def release(self) -> None:
-        """After the drain: close what the service holds open (nothing here)."""
-
-
 def channel_options(settings: ServerSettings) -> list[tuple[str, Any]]:
     return [
         ("grpc.max_receive_message_length", settings.max_message_bytes),

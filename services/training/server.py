@@ -22,7 +22,7 @@ from services.training.settings import TrainingSettings
 from services.training.store import SqliteStore
 from shared import device as devices
 from shared.backend_token import server_interceptors
-from shared.server import Registration, RunningServer, StartedService, create_server
+from shared.server import Registration, Service, configure_process, create_server, serve_forever
 from shared.settings import load
 
 logger = logging.getLogger(__name__)
@@ -30,9 +30,8 @@ SERVICES = training_pb2.DESCRIPTOR.services_by_name
 
 
 @dataclass
-class TrainingService(StartedService):
+class TrainingService(Service):
     settings: TrainingSettings
-    server: RunningServer
     jobs: Jobs
     executor: Executor
     store: SqliteStore
