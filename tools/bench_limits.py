@@ -319,7 +319,9 @@ def vision_cases() -> list[Case]:
     per_image = s.max_call_pixels // s.max_classify_images
     side = int(per_image**0.5)
     big = int(s.max_image_pixels**0.5)
-    detect_side = int((s.max_call_pixels // s.max_images) ** 0.5)
+    detect = min(s.max_detect_call_pixels, s.max_image_pixels)
+    detect_side = int((detect // s.max_images) ** 0.5)
+    detect_big = int(detect**0.5)
     faces = _faces_jpeg(detect_side)
     return [
         Case(
@@ -350,14 +352,21 @@ def vision_cases() -> list[Case]:
             ),
         ),
         Case(
+            f"/{VIS}.ImageAnalysisService/DetectFaces",
+            f"1 JPEG of {detect_big} x {detect_big}, landmarks",
+            lambda: vpb.DetectFacesRequest(images=[_jpeg(detect_big, detect_big, 0)], landmarks=True),
+        ),
+        Case(
             f"/{VIS}.FaceRecognitionService/EmbedFaces",
             f"{s.max_images} JPEGs of {detect_side} x {detect_side}",
             lambda: vpb.EmbedFacesRequest(images=[_jpeg(detect_side, detect_side, i) for i in range(s.max_images)]),
         ),
         Case(
             f"/{VIS}.FaceRecognitionService/VerifyFaces",
-            f"2 JPEGs of {big} x {big}",
-            lambda: vpb.VerifyFacesRequest(image_a=_jpeg(big, big, 1), image_b=_jpeg(big, big, 2)),
+            f"2 JPEGs of {detect_big} x {detect_big} (each at the detectors' limit)",
+            lambda: vpb.VerifyFacesRequest(
+                image_a=_jpeg(detect_big, detect_big, 1), image_b=_jpeg(detect_big, detect_big, 2)
+            ),
         ),
         Case(
             f"/{VIS}.ImageAnalysisService/DetectFaces",
