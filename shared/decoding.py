@@ -133,19 +133,21 @@ async def _abort(context: Context, exc: UndecodableRequest | ResourceExhausted) 
 def _unary_request(
     deserialize: Deserializer | None, behavior: Behavior, streaming_response: bool, admission: Admission | None
 ) -> Behavior:
-    def admit(raw: bytes, held: _Held) -> Any:
-        held.take(len(raw))
-        return _parse(deserialize, raw, "request")
+    async def admit(raw: bytes, held: _Held, context: Context) -> Any:
+        """The parsed request; one that does not parse or fit the byte budget is answered with its status."""
+        try:
+            held.take(len(raw))
+            return _parse(deserialize, raw, "request")
+        except (UndecodableRequest, ResourceExhausted) as exc:
+            await _abort(context, exc)  # raises: grpc.aio's abort ends the call
+            raise
 
     if streaming_response:
 
         async def unary_stream(raw: bytes, context: Context) -> AsyncIterator[Any]:
             held = _Held(admission)
             try:
-                try:
-                    request = admit(raw, held)
-                except (UndecodableRequest, ResourceExhausted) as exc:
-                    await _abort(context, exc)
+                request = await admit(raw, held, context)
                 result = behavior(request, context)
                 if hasattr(result, "__aiter__"):
                     async for response in result:
@@ -160,10 +162,7 @@ def _unary_request(
     async def unary_unary(raw: bytes, context: Context) -> Any:
         held = _Held(admission)
         try:
-            try:
-                request = admit(raw, held)
-            except (UndecodableRequest, ResourceExhausted) as exc:
-                await _abort(context, exc)
+            request = await admit(raw, held, context)
             return await behavior(request, context)
         finally:
             held.free()
