@@ -40,9 +40,10 @@ from gateway.limits import Refusal
 from gateway.meter import MemoryMeter, Meter
 from gateway.usage_meter import scan_usage
 from lumen.common.v1 import common_pb2
+from shared.admission import SHED_REASON, is_shed, undo_on_shed
 from shared.errors import LumenError, PermissionDenied, ResourceExhausted, Unauthenticated
-from shared.grpc_types import Context, Continuation, Metadata, Req, Resp
-from shared.interceptors import USAGE_KEY, is_infrastructure, usage_of, wrap_handler
+from shared.grpc_types import Context, Handler, Metadata
+from shared.interceptors import USAGE_KEY, HandlerInterceptor, usage_of, wrap_handler
 
 GET_USAGE = "/lumen.gateway.v1.GatewayService/GetUsage"
 BEARER = "bearer "
@@ -92,6 +93,15 @@ def usage_in_trailers(context: Context) -> common_pb2.Usage | None:
         if name == USAGE_KEY and isinstance(value, bytes):
             return common_pb2.Usage.FromString(value)
     return None
+
+
+def _shed(exc: BaseException, context: Context) -> bool:
+    """Whether ``exc`` ends a call that a server's admission shed (this gateway's request-byte budget,
+    or a backend's, relayed as it answered): no work was done, so the key's calls quota gets it back.
+    Rate tokens stay taken: they bound how fast a key may try."""
+    if isinstance(exc, ResourceExhausted):
+        return exc.reason == SHED_REASON
+    return isinstance(exc, grpc.aio.AbortError) and is_shed(context.code(), context.trailing_metadata())
 
 
 class Guard:
@@ -177,7 +187,7 @@ async def _refused(exc: LumenError) -> AsyncIterator[Any]:
     yield  # type: ignore[unreachable]  # an async generator, as the shared interceptor's streaming wrapper expects
 
 
-class KeyInterceptor(grpc.aio.ServerInterceptor):
+class KeyInterceptor(HandlerInterceptor):
     """Admits each call from its metadata alone, before grpc reads the request, then counts it.
 
     ``usage_fields`` (gateway.usage_meter.usage_fields) names the usage field of each
@@ -188,21 +198,16 @@ class KeyInterceptor(grpc.aio.ServerInterceptor):
         self.guard = guard
         self.usage_fields = dict(usage_fields or {})
 
-    async def intercept_service(
-        self,
-        continuation: Continuation[Req, Resp],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Req, Resp] | None:
-        handler = await continuation(handler_call_details)
-        method = handler_call_details.method
-        if handler is None or is_infrastructure(method):
-            return handler
+    async def handle(self, handler: Handler, details: grpc.HandlerCallDetails) -> Handler:
+        method = details.method
         try:
-            key = await self.guard.admit(handler_call_details.invocation_metadata, method)
+            key = await self.guard.admit(details.invocation_metadata, method)
         except LumenError as exc:
             refusal = exc
             return grpc.stream_stream_rpc_method_handler(lambda _requests, _context: _refused(refusal))
         counted = method != GET_USAGE
+        if counted:  # the server's admission runs after this and may shed the call: then it is not counted
+            undo_on_shed.set(lambda: self.guard.meter.settle(key, method, False, None, shed=True))
         return wrap_handler(
             handler,
             lambda b: self.unary(key, method, counted, b),
@@ -214,15 +219,18 @@ class KeyInterceptor(grpc.aio.ServerInterceptor):
     ) -> Callable[..., Awaitable[Any]]:
         async def wrapped(request: Any, context: Context) -> Any:
             token = _caller.set(key)
-            ok, usage = False, None
+            ok, usage, shed = False, None, False
             try:
                 response = await behavior(request, context)
                 ok, usage = True, usage_of(response) or usage_in_trailers(context)
                 return response
+            except BaseException as exc:
+                shed = _shed(exc, context)
+                raise
             finally:
                 _caller.reset(token)
                 if counted:
-                    await self.guard.meter.settle(key, method, ok, usage)
+                    await self.guard.meter.settle(key, method, ok, usage, shed)
 
         return wrapped
 
@@ -237,7 +245,7 @@ class KeyInterceptor(grpc.aio.ServerInterceptor):
     ) -> Callable[..., AsyncIterator[Any]]:
         async def wrapped(request: Any, context: Context) -> AsyncIterator[Any]:
             token = _caller.set(key)
-            ok, charged = False, False
+            ok, charged, shed = False, False, False
             try:
                 result = behavior(request, context)
                 if inspect.isasyncgen(result):
@@ -256,12 +264,16 @@ class KeyInterceptor(grpc.aio.ServerInterceptor):
                 else:  # a coroutine that writes with context.write()
                     await result
                 ok = True
+            except BaseException as exc:
+                shed = _shed(exc, context)
+                raise
             finally:
                 # A stream the client abandons may be closed from another context; the
                 # variable dies with the call's task anyway.
                 with contextlib.suppress(ValueError):
                     _caller.reset(token)
                 if counted:
-                    await self.guard.meter.settle(key, method, ok, None if charged else usage_in_trailers(context))
+                    usage = None if charged else usage_in_trailers(context)
+                    await self.guard.meter.settle(key, method, ok, usage, shed)
 
         return wrapped

@@ -147,8 +147,8 @@ async def watch_health(backend: Backend, on_change: Callable[[Backend, bool], Aw
     while True:
         serving = False
         try:
-            # types-grpcio-health-checking's HealthStub lists no methods
-            watch = stub.Watch(health_pb2.HealthCheckRequest(service=""), wait_for_ready=True)  # type: ignore[attr-defined]
+            request = health_pb2.HealthCheckRequest(service="")
+            watch = stub.Watch(request, wait_for_ready=True)  # type: ignore[attr-defined]  # its stub lacks Watch
             async for response in watch:
                 serving = response.status == health_pb2.HealthCheckResponse.SERVING
                 await on_change(backend, serving)

@@ -143,7 +143,16 @@ class Ledger:
         add_usage(period.methods.setdefault(method, MethodCounts()).usage, usage)
         add_usage(period.usage, usage)
 
-    def settle(self, key: ApiKey, method: str, ok: bool, usage: common_pb2.Usage | None = None) -> None:
-        """Add a finished call's outcome and the consumption not charged yet."""
-        self.period(key).methods.setdefault(method, MethodCounts()).errors += 0 if ok else 1
+    def settle(
+        self, key: ApiKey, method: str, ok: bool, usage: common_pb2.Usage | None = None, shed: bool = False
+    ) -> None:
+        """Add a finished call's outcome and the consumption not charged yet. A call a server shed
+        (``shed``) did no work: it is taken back from the calls counted, not counted as an error."""
+        period = self.period(key)
+        counts = period.methods.setdefault(method, MethodCounts())
+        if shed:
+            period.calls -= 1
+            counts.calls -= 1
+        else:
+            counts.errors += 0 if ok else 1
         self.charge(key, method, usage)

@@ -44,8 +44,11 @@ class Meter(Protocol):
         """Check the quota (when ``counted``) and the rate, then count the call; or the refusal."""
         ...
 
-    async def settle(self, key: ApiKey, method: str, ok: bool, usage: common_pb2.Usage | None) -> None:
-        """Add a finished call's outcome and consumption (never raises for the store's sake)."""
+    async def settle(
+        self, key: ApiKey, method: str, ok: bool, usage: common_pb2.Usage | None, shed: bool = False
+    ) -> None:
+        """Add a finished call's outcome and consumption (never raises for the store's sake); a call
+        a server shed (``shed``: it did no work) is taken back from the calls counted."""
         ...
 
     async def charge(self, key: ApiKey, method: str, usage: common_pb2.Usage) -> Refusal | None:
@@ -70,8 +73,10 @@ class MemoryMeter:
             self.ledger.admit(key, method)
         return refusal
 
-    async def settle(self, key: ApiKey, method: str, ok: bool, usage: common_pb2.Usage | None) -> None:
-        self.ledger.settle(key, method, ok, usage)
+    async def settle(
+        self, key: ApiKey, method: str, ok: bool, usage: common_pb2.Usage | None, shed: bool = False
+    ) -> None:
+        self.ledger.settle(key, method, ok, usage, shed)
 
     async def charge(self, key: ApiKey, method: str, usage: common_pb2.Usage) -> Refusal | None:
         refusal = self.ledger.check_quota(key, ("tokens", "images"))
@@ -177,14 +182,19 @@ class RedisMeter:
         wait_s = max(start + key.period_s - self.clock(), 0.0)
         return Refusal(reason, f"quota of {limit[reason]} {reason} per {key.period_s}s used up", wait_s)
 
-    async def settle(self, key: ApiKey, method: str, ok: bool, usage: common_pb2.Usage | None) -> None:
+    async def settle(
+        self, key: ApiKey, method: str, ok: bool, usage: common_pb2.Usage | None, shed: bool = False
+    ) -> None:
         usage_key, _ = self._usage_key(key)
         amounts = {"in": 0, "out": 0, "img": 0}
         if usage is not None:
             amounts = {"in": usage.input_tokens, "out": usage.output_tokens, "img": usage.images}
         try:
             async with self.redis.pipeline(transaction=True) as pipe:
-                if not ok:
+                if shed:  # admitted and counted, then shed by a server: no work done
+                    pipe.hincrby(usage_key, "calls", -1)
+                    pipe.hincrby(usage_key, f"m:{method}:calls", -1)
+                elif not ok:
                     pipe.hincrby(usage_key, f"m:{method}:errors", 1)
                 for field, amount in amounts.items():
                     if amount:

@@ -26,10 +26,8 @@ from lumen.nlp.v1 import nlp_pb2
 from lumen.tabular.v1 import tabular_pb2
 from lumen.training.v1 import training_pb2
 from lumen.vision.v1 import vision_pb2
-from shared import log as logs
-from shared import metrics, tracing
 from shared.backend_token import client_interceptors
-from shared.server import Registration, RunningServer, create_server, run_until_signal
+from shared.server import Registration, Service, configure_process, create_server, serve_forever
 from shared.settings import load
 
 logger = logging.getLogger(__name__)
@@ -56,22 +54,14 @@ GATEWAY_SERVICE = gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"].full
 
 
 @dataclass
-class Gateway:
+class Gateway(Service):
     settings: GatewaySettings
-    server: RunningServer
     backends: dict[str, Backend]
     watchers: list[asyncio.Task[None]]
     guard: Guard
 
-    @property
-    def port(self) -> int:
-        return self.server.port
-
-    async def stop(self, grace_s: float | None = None) -> None:
-        await self.server.stop(self.settings.grace_period_s if grace_s is None else grace_s)
-        await self.close_backends()
-
-    async def close_backends(self) -> None:
+    async def release(self) -> None:
+        """After the drain: stop watching, close the backend channels and the meter."""
         for task in self.watchers:
             task.cancel()
         await asyncio.gather(*self.watchers, return_exceptions=True)
@@ -171,15 +161,8 @@ async def start(settings: GatewaySettings) -> Gateway:
 
 def main() -> None:
     settings = load(GatewaySettings, "LUMEN_GATEWAY")
-    logs.configure("gateway", settings.log_level, settings.log_format)
-    tracing.configure("gateway", settings.otlp_endpoint)
-    metrics.serve_metrics(settings.metrics_port)
-
-    async def serve() -> None:
-        gateway = await start(settings)
-        await run_until_signal(gateway.server, settings.grace_period_s, on_stop=gateway.close_backends)
-
-    asyncio.run(serve())
+    configure_process("gateway", settings)
+    serve_forever(settings, lambda: start(settings))
 
 
 if __name__ == "__main__":

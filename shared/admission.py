@@ -12,10 +12,21 @@ calls.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Iterable
+from contextvars import ContextVar
+from typing import Any
+
+import grpc
+from google.rpc import error_details_pb2, status_pb2
 from prometheus_client import Counter, Gauge
 
-from shared.errors import ResourceExhausted
+from shared.errors import ERROR_DOMAIN, ResourceExhausted
 
+# ErrorInfo reason of a call shed here: it did no work, so a gateway does not count it against a key's quota.
+SHED_REASON = "SERVER_OVERLOADED"
+# Work an inner interceptor did at handler lookup, before admission ran, to undo when the call is shed:
+# the gateway's key interceptor counts a call against its key's quota there.
+undo_on_shed: ContextVar[Callable[[], Awaitable[None]] | None] = ContextVar("undo_on_shed", default=None)
 SHED = Counter("lumen_rpc_shed_total", "Calls refused with RESOURCE_EXHAUSTED because the server was full.", ["reason"])
 ADMITTED = Gauge("lumen_rpc_admitted", "Calls holding an admission slot now.")
 BYTES_HELD = Gauge("lumen_rpc_request_bytes_in_flight", "Request bytes the admitted calls hold now.")
@@ -37,10 +48,20 @@ class Admission:
                 f"the server is serving its maximum of {self.max_calls} calls; retry later",
                 subject="server:concurrent_calls",
                 retry_after_s=self.retry_after_s,
-                reason="SERVER_OVERLOADED",
+                reason=SHED_REASON,
             )
         self.calls += 1
         ADMITTED.set(self.calls)
+
+    async def enter_or_undo(self) -> None:
+        """enter(); when the call is shed, first undo what ``undo_on_shed`` names for it."""
+        try:
+            self.enter()
+        except ResourceExhausted:
+            undo = undo_on_shed.get()
+            if undo is not None:
+                await undo()
+            raise
 
     def leave(self) -> None:
         self.calls -= 1
@@ -54,7 +75,7 @@ class Admission:
                 f"the server holds its maximum of {self.max_bytes} request bytes; retry later",
                 subject="server:request_bytes",
                 retry_after_s=self.retry_after_s,
-                reason="SERVER_OVERLOADED",
+                reason=SHED_REASON,
             )
         self.bytes += size
         BYTES_HELD.set(self.bytes)
@@ -62,3 +83,17 @@ class Admission:
     def release(self, size: int) -> None:
         self.bytes -= size
         BYTES_HELD.set(self.bytes)
+
+
+def is_shed(code: grpc.StatusCode | None, trailing_metadata: Iterable[tuple[str, Any]] | None) -> bool:
+    """Whether a call ended as one a server's admission shed (RESOURCE_EXHAUSTED, ErrorInfo SHED_REASON)."""
+    if code != grpc.StatusCode.RESOURCE_EXHAUSTED:
+        return False
+    for name, value in trailing_metadata or ():
+        if name != "grpc-status-details-bin" or not isinstance(value, bytes):
+            continue
+        for detail in status_pb2.Status.FromString(value).details:
+            info = error_details_pb2.ErrorInfo()
+            if detail.Unpack(info) and info.domain == ERROR_DOMAIN and info.reason == SHED_REASON:
+                return True
+    return False

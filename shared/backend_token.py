@@ -20,8 +20,8 @@ import grpc
 import grpc.aio
 
 from shared.errors import Unauthenticated
-from shared.grpc_types import Context, Continuation, Req, Resp
-from shared.interceptors import is_infrastructure
+from shared.grpc_types import Context, Handler, Req, Resp
+from shared.interceptors import HandlerInterceptor
 
 TOKEN_KEY = "x-lumen-backend-token"
 
@@ -39,22 +39,15 @@ async def _refuse(_requests: Any, _context: Context) -> AsyncIterator[Any]:
     yield  # type: ignore[unreachable]  # makes this an async generator: the request is never read
 
 
-class BackendTokenInterceptor(grpc.aio.ServerInterceptor):
+class BackendTokenInterceptor(HandlerInterceptor):
     """Model services: calls but health and reflection must carry the token."""
 
     def __init__(self, token: str) -> None:
         self._token = token.encode()
 
-    async def intercept_service(
-        self,
-        continuation: Continuation[Req, Resp],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Req, Resp] | None:
-        handler = await continuation(handler_call_details)
-        if handler is None or is_infrastructure(handler_call_details.method):
-            return handler
+    async def handle(self, handler: Handler, details: grpc.HandlerCallDetails) -> Handler:
         presented = b""
-        for name, value in handler_call_details.invocation_metadata or ():
+        for name, value in details.invocation_metadata or ():
             if name == TOKEN_KEY and isinstance(value, str):
                 presented = value.encode()
         if hmac.compare_digest(presented, self._token):

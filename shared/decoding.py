@@ -26,7 +26,8 @@ import grpc.aio
 
 from shared.admission import Admission
 from shared.errors import InvalidArgument, ResourceExhausted
-from shared.grpc_types import Behavior, Context, Continuation, Req, Resp
+from shared.grpc_types import Behavior, Context, Handler, Req, Resp
+from shared.interceptors import HandlerInterceptor, is_infrastructure
 
 Deserializer = Callable[[bytes], Any]
 
@@ -74,10 +75,33 @@ def _parse(deserialize: Deserializer | None, raw: bytes, where: str) -> Any:
 
 
 class _RequestStream:
-    """The servicer's view of a request stream (parsed), remembering whether it ended."""
+    """The servicer's view of a request stream (parsed), remembering whether it ended.
 
-    def __init__(self, deserialize: Deserializer | None, raw: AsyncIterator[bytes], held: _Held) -> None:
-        self.deserialize, self.raw, self.held, self.ended = deserialize, raw, held, False
+    As a context manager around the call: a call that fails drains the rest of the
+    stream first, and a message that does not parse (or fit the byte budget) is
+    answered with its own status."""
+
+    def __init__(
+        self,
+        deserialize: Deserializer | None,
+        raw: AsyncIterator[bytes],
+        admission: Admission | None,
+        context: Context,
+    ) -> None:
+        self.deserialize, self.raw, self.context, self.ended = deserialize, raw, context, False
+        self.held = _Held(admission)
+
+    async def __aenter__(self) -> _RequestStream:
+        return self
+
+    async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        try:
+            if isinstance(exc, Exception):
+                await self.drain()
+                if isinstance(exc, (UndecodableRequest, ResourceExhausted)):
+                    await _abort(self.context, exc)
+        finally:
+            self.held.free()
 
     async def messages(self) -> AsyncIterator[Any]:
         index = 0
@@ -109,19 +133,21 @@ async def _abort(context: Context, exc: UndecodableRequest | ResourceExhausted) 
 def _unary_request(
     deserialize: Deserializer | None, behavior: Behavior, streaming_response: bool, admission: Admission | None
 ) -> Behavior:
-    def admit(raw: bytes, held: _Held) -> Any:
-        held.take(len(raw))
-        return _parse(deserialize, raw, "request")
+    async def admit(raw: bytes, held: _Held, context: Context) -> Any:
+        """The parsed request; one that does not parse or fit the byte budget is answered with its status."""
+        try:
+            held.take(len(raw))
+            return _parse(deserialize, raw, "request")
+        except (UndecodableRequest, ResourceExhausted) as exc:
+            await _abort(context, exc)  # raises: grpc.aio's abort ends the call
+            raise
 
     if streaming_response:
 
         async def unary_stream(raw: bytes, context: Context) -> AsyncIterator[Any]:
             held = _Held(admission)
             try:
-                try:
-                    request = admit(raw, held)
-                except (UndecodableRequest, ResourceExhausted) as exc:
-                    await _abort(context, exc)
+                request = await admit(raw, held, context)
                 result = behavior(request, context)
                 if hasattr(result, "__aiter__"):
                     async for response in result:
@@ -136,10 +162,7 @@ def _unary_request(
     async def unary_unary(raw: bytes, context: Context) -> Any:
         held = _Held(admission)
         try:
-            try:
-                request = admit(raw, held)
-            except (UndecodableRequest, ResourceExhausted) as exc:
-                await _abort(context, exc)
+            request = await admit(raw, held, context)
             return await behavior(request, context)
         finally:
             held.free()
@@ -151,42 +174,24 @@ def _stream_request(
     deserialize: Deserializer | None, behavior: Behavior, streaming_response: bool, admission: Admission | None
 ) -> Behavior:
     # A chunk that does not parse (or does not fit the byte budget) raises inside the
-    # servicer's loop; it leaves the servicer as itself (a LumenError) and is answered here.
-    refused = (UndecodableRequest, ResourceExhausted)
+    # servicer's loop; it leaves the servicer as itself (a LumenError) and is answered
+    # by _RequestStream.
     if streaming_response:
 
         async def stream_stream(raw: AsyncIterator[bytes], context: Context) -> AsyncIterator[Any]:
-            requests = _RequestStream(deserialize, raw, _Held(admission))
-            try:
+            async with _RequestStream(deserialize, raw, admission, context) as requests:
                 result = behavior(requests.messages(), context)
                 if hasattr(result, "__aiter__"):
                     async for response in result:
                         yield response
                 else:
                     await result
-            except refused as exc:
-                await requests.drain()
-                await _abort(context, exc)
-            except Exception:
-                await requests.drain()
-                raise
-            finally:
-                requests.held.free()
 
         return stream_stream
 
     async def stream_unary(raw: AsyncIterator[bytes], context: Context) -> Any:
-        requests = _RequestStream(deserialize, raw, _Held(admission))
-        try:
+        async with _RequestStream(deserialize, raw, admission, context) as requests:
             return await behavior(requests.messages(), context)
-        except refused as exc:
-            await requests.drain()
-            await _abort(context, exc)
-        except Exception:
-            await requests.drain()
-            raise
-        finally:
-            requests.held.free()
 
     return stream_unary
 
@@ -217,7 +222,7 @@ def parsing_handler(
     )
 
 
-class ParseInterceptor(grpc.aio.ServerInterceptor):
+class ParseInterceptor(HandlerInterceptor):
     """Innermost interceptor: the servicer gets parsed messages, grpc hands over bytes.
 
     Health and reflection are parsed too, but their bytes are not counted: probes
@@ -226,13 +231,7 @@ class ParseInterceptor(grpc.aio.ServerInterceptor):
     def __init__(self, admission: Admission | None = None) -> None:
         self.admission = admission
 
-    async def intercept_service(
-        self,
-        continuation: Continuation[Req, Resp],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Resp] | None:
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return handler
-        infrastructure = handler_call_details.method.startswith("/grpc.")
-        return parsing_handler(handler, None if infrastructure else self.admission)
+    infrastructure = True
+
+    async def handle(self, handler: Handler, details: grpc.HandlerCallDetails) -> Handler:
+        return parsing_handler(handler, None if is_infrastructure(details.method) else self.admission)

@@ -24,6 +24,8 @@ Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 Behavior: TypeAlias = Callable[..., Any]
 # What a server interceptor is given; quoted: grpc.RpcMethodHandler is generic in the stubs only.
 Continuation: TypeAlias = "Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Req, Resp] | None]]"
+# The handler of a call of any method (quoted for the same reason).
+Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
 
 
 def time_remaining(context: Context) -> float | None:

@@ -27,7 +27,7 @@ from lumen.common.v1 import common_pb2
 from shared import metrics, tracing
 from shared.admission import Admission
 from shared.errors import LumenError
-from shared.grpc_types import Behavior, Context, Continuation, Req, Resp
+from shared.grpc_types import Behavior, Context, Continuation, Handler, Req, Resp
 from shared.log import request_id
 
 log = logging.getLogger("lumen.access")
@@ -52,17 +52,24 @@ def incoming_request_id(context: Context) -> str:
 
 
 class _Call:
-    """Bookkeeping of one call: start, request id, final code."""
+    """Bookkeeping of one call: start, request id, admission, final code."""
 
-    def __init__(self, method: str, context: Context) -> None:
+    def __init__(self, method: str, context: Context, admission: Admission) -> None:
         self.method = method
         self.context = context
+        self.admission = admission
+        self.admitted = False
         self.rid = incoming_request_id(context)
         self.token = request_id.set(self.rid)
         self.start = time.perf_counter()
         self.code = grpc.StatusCode.OK
         self.span = tracing.server_span(method, context.invocation_metadata())
         metrics.RPC_IN_FLIGHT.inc()
+
+    async def admit(self) -> None:
+        """Take the call's place in the server (raises ResourceExhausted when it is full)."""
+        await self.admission.enter_or_undo()
+        self.admitted = True
 
     async def fail(self, exc: BaseException) -> None:
         """Turn ``exc`` into the call's status; always raises."""
@@ -83,6 +90,8 @@ class _Call:
         await self.context.abort(grpc.StatusCode.INTERNAL, f"internal error (request id {self.rid})", rid_md)
 
     def finish(self) -> None:
+        if self.admitted:
+            self.admission.leave()
         elapsed = time.perf_counter() - self.start
         metrics.RPC_IN_FLIGHT.dec()
         metrics.RPC_TOTAL.labels(self.method, self.code.name).inc()
@@ -103,19 +112,15 @@ def _wrap_unary(
     method: str, behavior: Callable[..., Awaitable[Any]], admission: Admission
 ) -> Callable[..., Awaitable[Any]]:
     async def wrapped(request_or_iterator: Any, context: Context) -> Any:
-        call = _Call(method, context)
-        admitted = False
+        call = _Call(method, context, admission)
         try:
-            admission.enter()
-            admitted = True
+            await call.admit()
             response = await behavior(request_or_iterator, context)
             call.ok(usage_of(response))
             return response
         except BaseException as exc:
             await call.fail(exc)
         finally:
-            if admitted:
-                admission.leave()
             call.finish()
 
     return wrapped
@@ -125,11 +130,9 @@ def _wrap_streaming(
     method: str, behavior: Callable[..., Any], admission: Admission
 ) -> Callable[..., AsyncIterator[Any]]:
     async def wrapped(request_or_iterator: Any, context: Context) -> AsyncIterator[Any]:
-        call = _Call(method, context)
-        admitted = False
+        call = _Call(method, context, admission)
         try:
-            admission.enter()
-            admitted = True
+            await call.admit()
             result = behavior(request_or_iterator, context)
             total = common_pb2.Usage()
             if inspect.isasyncgen(result):
@@ -146,8 +149,6 @@ def _wrap_streaming(
         except BaseException as exc:
             await call.fail(exc)
         finally:
-            if admitted:
-                admission.leave()
             call.finish()
 
     return wrapped
@@ -176,14 +177,15 @@ def is_infrastructure(method: str) -> bool:
     return method.startswith("/grpc.")
 
 
-class WrappingInterceptor(grpc.aio.ServerInterceptor):
-    """Wraps the behavior of every call but health and reflection: subclasses
-    give ``unary`` (one response) and ``streaming`` (a response stream)."""
+class HandlerInterceptor(grpc.aio.ServerInterceptor):
+    """The shape of every lumen server interceptor: grpc's handler of a call in, the handler to run out.
 
-    def unary(self, method: str, behavior: Behavior) -> Behavior:
-        raise NotImplementedError
+    Calls grpc has no handler for pass through untouched, and so do health and
+    reflection unless ``infrastructure`` is set (an interceptor that must see them too)."""
 
-    def streaming(self, method: str, behavior: Behavior) -> Behavior:
+    infrastructure = False
+
+    async def handle(self, handler: Handler, details: grpc.HandlerCallDetails) -> Handler:
         raise NotImplementedError
 
     async def intercept_service(
@@ -192,20 +194,21 @@ class WrappingInterceptor(grpc.aio.ServerInterceptor):
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler[Req, Resp] | None:
         handler = await continuation(handler_call_details)
-        method = handler_call_details.method
-        if handler is None or is_infrastructure(method):
+        if handler is None or (not self.infrastructure and is_infrastructure(handler_call_details.method)):
             return handler
-        return wrap_handler(handler, lambda b: self.unary(method, b), lambda b: self.streaming(method, b))
+        return await self.handle(handler, handler_call_details)
 
 
-class ServerInterceptor(WrappingInterceptor):
+class ServerInterceptor(HandlerInterceptor):
     """Request id, status mapping, access log, metrics, and admission (calls shed when full)."""
 
     def __init__(self, admission: Admission | None = None) -> None:
         self.admission = admission or Admission()
 
-    def unary(self, method: str, behavior: Behavior) -> Behavior:
-        return _wrap_unary(method, behavior, self.admission)
-
-    def streaming(self, method: str, behavior: Behavior) -> Behavior:
-        return _wrap_streaming(method, behavior, self.admission)
+    async def handle(self, handler: Handler, details: grpc.HandlerCallDetails) -> Handler:
+        method = details.method
+        return wrap_handler(
+            handler,
+            lambda b: _wrap_unary(method, b, self.admission),
+            lambda b: _wrap_streaming(method, b, self.admission),
+        )

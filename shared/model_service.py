@@ -18,13 +18,12 @@ from typing import Protocol
 
 from lumen.common.v1 import common_pb2, common_pb2_grpc
 from shared import device as devices
-from shared import log as logs
-from shared import metrics, offline, tracing
+from shared import offline
 from shared.backend_token import server_interceptors
 from shared.caches import point_caches
 from shared.repository import ModelFactory, ModelRepository
 from shared.repository_servicer import ModelRepositoryServicer
-from shared.server import Registration, RunningServer, create_server, run_until_signal
+from shared.server import Registration, Service, configure_process, create_server, serve_forever
 from shared.settings import ModelServerSettings, load
 
 logger = logging.getLogger(__name__)
@@ -41,20 +40,11 @@ class App(Protocol):
 
 
 @dataclass
-class ModelService:
-    name: str
+class ModelService(Service):
     settings: ModelServerSettings
-    server: RunningServer
+    name: str
     repository: ModelRepository
     registrations: Sequence[Registration] = ()
-
-    @property
-    def port(self) -> int:
-        return self.server.port
-
-    async def stop(self, grace_s: float | None = None) -> None:
-        await self.server.stop(self.settings.grace_period_s if grace_s is None else grace_s)
-        await self.release()
 
     async def release(self) -> None:
         """After the drain: free the models, then close what the servicers hold open."""
@@ -91,15 +81,14 @@ async def start(
     await server.set_serving(ready)
     if not ready:
         logger.error("some models failed to load; health stays NOT_SERVING (see ListModels)")
-    return ModelService(name, settings, server, repository, regs)
+    return ModelService(settings, server, name, repository, regs)
 
 
 def main(name: str, settings_cls: type[ModelServerSettings], app_module: str) -> None:
     """Entry point of a model service process."""
     offline.apply()  # before any model library is imported
     settings = load(settings_cls, f"LUMEN_{name.upper()}")
-    logs.configure(name, settings.log_level, settings.log_format)
-    tracing.configure(name, settings.otlp_endpoint)
+    configure_process(name, settings)
     devices.isolate(settings.device)  # before the app (and torch/TensorFlow) is imported
     point_caches(settings.cache_dir)  # likewise: libraries read these variables on import
     if settings.torch_threads > 0:
@@ -107,10 +96,4 @@ def main(name: str, settings_cls: type[ModelServerSettings], app_module: str) ->
 
         torch.set_num_threads(settings.torch_threads)
     app: App = importlib.import_module(app_module)
-    metrics.serve_metrics(settings.metrics_port)
-
-    async def serve() -> None:
-        service = await start(name, settings, app.FACTORIES, app.registrations)
-        await run_until_signal(service.server, settings.grace_period_s, on_stop=service.release)
-
-    asyncio.run(serve())
+    serve_forever(settings, lambda: start(name, settings, app.FACTORIES, app.registrations))

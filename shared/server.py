@@ -4,7 +4,8 @@
 the lumen interceptor and SO_REUSEPORT off (a taken port fails loudly), and
 returns it with its port, so tests can bind port 0. `run_until_signal` waits
 for SIGTERM or SIGINT, then drains: health turns NOT_SERVING, new calls are
-refused, in-flight calls get ``grace_period_s`` to finish.
+refused, in-flight calls get ``grace_period_s`` to finish. `Service` is what a
+started server process holds, and `serve_forever` the end of every ``main()``.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ import grpc.aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from shared import tracing
+from shared import log as logs
+from shared import metrics, tracing
 from shared.admission import Admission
 from shared.decoding import ParseInterceptor
 from shared.interceptors import ServerInterceptor
@@ -145,3 +147,39 @@ async def run_until_signal(
     stopping.cancel()
     tracing.disable()  # send the spans still batched
     log.info("stopped")
+
+
+@dataclass
+class Service:
+    """A started lumen server and what it holds; subclasses add their parts and free them in ``release``."""
+
+    settings: ServerSettings
+    server: RunningServer
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    async def stop(self, grace_s: float | None = None) -> None:
+        await self.server.stop(self.settings.grace_period_s if grace_s is None else grace_s)
+        await self.release()
+
+    async def release(self) -> None:
+        """After the drain: free what the service holds (nothing here)."""
+
+
+def configure_process(name: str, settings: ServerSettings) -> None:
+    """Logging and tracing of a server process, first thing in its ``main()``."""
+    logs.configure(name, settings.log_level, settings.log_format)
+    tracing.configure(name, settings.otlp_endpoint)
+
+
+def serve_forever(settings: ServerSettings, start: Callable[[], Awaitable[Service]]) -> None:
+    """The end of a server process's ``main()``: metrics, start, serve until a signal, drain, release."""
+    metrics.serve_metrics(settings.metrics_port)
+
+    async def serve() -> None:
+        service = await start()
+        await run_until_signal(service.server, settings.grace_period_s, on_stop=service.release)
+
+    asyncio.run(serve())

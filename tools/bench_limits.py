@@ -112,11 +112,35 @@ def _png(width: int, height: int) -> common_pb2.Image:
     return common_pb2.Image(content=out.getvalue())
 
 
+def _faces_jpeg(side: int) -> common_pb2.Image:
+    """A ``side`` x ``side`` JPEG tiled with one real face (scikit-image's astronaut), 150 px each: as many
+    faces as the pixels allow, the dearest image for the face RPCs."""
+    import skimage.data
+    from PIL import Image
+
+    face = Image.fromarray(np.ascontiguousarray(skimage.data.astronaut()[:300, 80:380])).resize((150, 150))
+    canvas = Image.new("RGB", (side, side), (200, 200, 200))
+    for y in range(0, side - 149, 150):
+        for x in range(0, side - 149, 150):
+            canvas.paste(face, (x, y))
+    out = io.BytesIO()
+    canvas.save(out, format="JPEG", quality=85)
+    return common_pb2.Image(content=out.getvalue())
+
+
 NLP, EMB, VIS = "lumen.nlp.v1", "lumen.embeddings.v1", "lumen.vision.v1"
 
 
 def nlp_cases() -> list[Case]:
-    from services.nlp.analysis import MAX_CLASSIFY, MAX_LABEL_CHARS, MAX_LABELS, MAX_LANGUAGE_TEXTS, MAX_ZERO_SHOT
+    from services.nlp.analysis import (
+        MAX_CLASSIFY,
+        MAX_ENTITY_TEXTS,
+        MAX_LABEL_CHARS,
+        MAX_LABELS,
+        MAX_LANGUAGE_TEXTS,
+        MAX_ZERO_SHOT,
+    )
+    from services.nlp.generation import MAX_TRANSFORM_TEXTS
     from services.nlp.settings import NlpSettings
     from services.nlp.tokens import MAX_COUNT, MAX_TOKENIZE
 
@@ -164,9 +188,14 @@ def nlp_cases() -> list[Case]:
             lambda: npb.DetectLanguageRequest(texts=spread(MAX_LANGUAGE_TEXTS)),
         ),
         Case(
+            f"/{NLP}.TextAnalysisService/ExtractEntities",
+            f"{MAX_ENTITY_TEXTS} texts sharing {s.max_entity_chars:,} chars (max_entity_chars)",
+            lambda: npb.ExtractEntitiesRequest(texts=spread(MAX_ENTITY_TEXTS, s.max_entity_chars)),
+        ),
+        Case(
             f"/{NLP}.TokenizerService/Tokenize",
-            f"{MAX_TOKENIZE} texts sharing {s.max_call_chars:,} chars",
-            lambda: npb.TokenizeRequest(texts=spread(MAX_TOKENIZE)),
+            f"{MAX_TOKENIZE} texts sharing {s.max_tokenize_chars:,} chars (max_tokenize_chars)",
+            lambda: npb.TokenizeRequest(texts=spread(MAX_TOKENIZE, s.max_tokenize_chars)),
         ),
         Case(
             f"/{NLP}.TokenizerService/CountTokens",
@@ -183,6 +212,30 @@ def nlp_cases() -> list[Case]:
             f"a short prompt, max_new_tokens {s.max_new_tokens} (the limit)",
             lambda: npb.GenerateRequest(
                 prompt=tell, params=npb.GenerationParams(max_new_tokens=s.max_new_tokens, seed=1, stop=["\x00"])
+            ),
+        ),
+        Case(
+            f"/{NLP}.TextGenerationService/GenerateStream",
+            f"a short prompt, max_new_tokens {s.max_new_tokens} (the limit)",
+            lambda: npb.GenerateStreamRequest(
+                prompt=tell, params=npb.GenerationParams(max_new_tokens=s.max_new_tokens, seed=1, stop=["\x00"])
+            ),
+            streaming_response=True,
+        ),
+        Case(
+            f"/{NLP}.TextGenerationService/Generate",
+            "a 6,000-char prompt (~1,500 tokens of prefill), 16 new tokens",
+            lambda: npb.GenerateRequest(
+                prompt=_text(6000) + " " + tell, params=npb.GenerationParams(max_new_tokens=16, seed=1)
+            ),
+        ),
+        Case(
+            f"/{NLP}.TextGenerationService/TransformText",
+            f"{MAX_TRANSFORM_TEXTS} texts x 1,000 chars, summarize, 64 new tokens each",
+            lambda: npb.TransformTextRequest(
+                task=npb.TEXT_TASK_SUMMARIZE,
+                texts=[_text(1000, i) for i in range(MAX_TRANSFORM_TEXTS)],
+                params=npb.GenerationParams(max_new_tokens=64, seed=1),
             ),
         ),
     ]
@@ -259,13 +312,17 @@ def embeddings_cases() -> list[Case]:
 
 
 def vision_cases() -> list[Case]:
+    from services.vision.faces import MAX_FACES, MAX_TOP_K
     from services.vision.settings import VisionSettings
 
     s = VisionSettings()
     per_image = s.max_call_pixels // s.max_classify_images
     side = int(per_image**0.5)
     big = int(s.max_image_pixels**0.5)
-    detect_side = int((s.max_call_pixels // s.max_images) ** 0.5)
+    detect = min(s.max_detect_call_pixels, s.max_image_pixels)
+    detect_side = int((detect // s.max_images) ** 0.5)
+    detect_big = int(detect**0.5)
+    faces = _faces_jpeg(detect_side)
     return [
         Case(
             f"/{VIS}.ImageAnalysisService/ClassifyImages",
@@ -295,14 +352,44 @@ def vision_cases() -> list[Case]:
             ),
         ),
         Case(
+            f"/{VIS}.ImageAnalysisService/DetectFaces",
+            f"1 JPEG of {detect_big} x {detect_big}, landmarks",
+            lambda: vpb.DetectFacesRequest(images=[_jpeg(detect_big, detect_big, 0)], landmarks=True),
+        ),
+        Case(
             f"/{VIS}.FaceRecognitionService/EmbedFaces",
             f"{s.max_images} JPEGs of {detect_side} x {detect_side}",
             lambda: vpb.EmbedFacesRequest(images=[_jpeg(detect_side, detect_side, i) for i in range(s.max_images)]),
         ),
         Case(
             f"/{VIS}.FaceRecognitionService/VerifyFaces",
-            f"2 JPEGs of {big} x {big}",
-            lambda: vpb.VerifyFacesRequest(image_a=_jpeg(big, big, 1), image_b=_jpeg(big, big, 2)),
+            f"2 JPEGs of {detect_big} x {detect_big} (each at the detectors' limit)",
+            lambda: vpb.VerifyFacesRequest(
+                image_a=_jpeg(detect_big, detect_big, 1), image_b=_jpeg(detect_big, detect_big, 2)
+            ),
+        ),
+        Case(
+            f"/{VIS}.ImageAnalysisService/DetectFaces",
+            f"{s.max_images} JPEGs of {detect_side} x {detect_side} tiled with faces",
+            lambda: vpb.DetectFacesRequest(images=[faces] * s.max_images),
+        ),
+        Case(
+            f"/{VIS}.FaceRecognitionService/EmbedFaces",
+            f"{s.max_images} JPEGs of {detect_side} x {detect_side} tiled with faces, max_faces {MAX_FACES}",
+            lambda: vpb.EmbedFacesRequest(images=[faces] * s.max_images, max_faces=MAX_FACES),
+        ),
+        Case(
+            f"/{VIS}.FaceRecognitionService/EnrollPerson",
+            f"{s.max_images} JPEGs of {detect_side} x {detect_side} tiled with faces",
+            lambda: vpb.EnrollPersonRequest(gallery="bench", person_id="p", images=[faces] * s.max_images),
+        ),
+        Case(
+            f"/{VIS}.FaceRecognitionService/IdentifyFaces",
+            f"{s.max_images} JPEGs of {detect_side} x {detect_side} tiled with faces, max_faces {MAX_FACES}, "
+            f"top_k {MAX_TOP_K}",
+            lambda: vpb.IdentifyFacesRequest(
+                gallery="bench", images=[faces] * s.max_images, max_faces=MAX_FACES, top_k=MAX_TOP_K
+            ),
         ),
     ]
 
@@ -333,6 +420,10 @@ def run_service(name: str, scratch: Path, only: str | None) -> list[Measured]:
                 channel.unary_unary(
                     f"/{EMB}.CollectionService/CreateCollection", lambda m: m.SerializeToString(), lambda b: b
                 )(epb.CreateCollectionRequest(name="bench"), timeout=60)
+            if name == "vision":
+                channel.unary_unary(
+                    f"/{VIS}.FaceRecognitionService/CreateGallery", lambda m: m.SerializeToString(), lambda b: b
+                )(vpb.CreateGalleryRequest(name="bench"), timeout=60)
             for case in SERVICES[name]():
                 if only and only not in case.method:
                     continue

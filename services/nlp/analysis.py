@@ -169,6 +169,7 @@ class TextAnalysis:
         self, texts: list[str], name: str, version: str, strategy: str, min_score: float
     ) -> Answer[Tagged]:
         checked = self._check(texts, MAX_ENTITY_TEXTS)
+        check_total_chars(texts, "texts", self.settings.max_entity_chars)
         if strategy not in STRATEGIES:
             raise InvalidArgument("aggregation", f"unknown aggregation {strategy!r}")
         if math.isnan(min_score) or not 0.0 <= min_score <= 1.0:

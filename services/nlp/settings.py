@@ -22,6 +22,17 @@ class NlpSettings(ModelServerSettings):
         "ClassifyText, ClassifyZeroShot, AnalyzeSentiment with a learned model. Bounds the call's CPU time "
         "as LUMEN_EMBEDDINGS_MAX_CALL_CHARS does (64 x 15,625 characters took 7.4 s CPU; see make bench-limits).",
     )
+    max_entity_chars: int = setting(
+        32_768,
+        "Most characters of all texts of one ExtractEntities call together: spaCy reads ~46 us and holds "
+        "~3.5 KB a character here (32 texts sharing 1,000,000 characters took 46 s CPU and 3.5 GB; see make "
+        "bench-limits).",
+    )
+    max_tokenize_chars: int = setting(
+        500_000,
+        "Most characters of all texts of one Tokenize call together: each token comes back with its offsets "
+        "(1,000,000 characters took 2.5 s CPU; CountTokens keeps LUMEN_NLP_MAX_CALL_CHARS).",
+    )
     max_new_tokens: int = setting(1024, "Most tokens one generation may ask for (GenerationParams.max_new_tokens).")
     default_new_tokens: int = setting(256, "Tokens generated when a request leaves max_new_tokens at 0.")
     default_classifier: str = setting(

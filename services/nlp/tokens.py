@@ -84,7 +84,7 @@ class Tokens:
         self, texts: list[str], name: str, version: str, special: bool
     ) -> tuple[list[Result[list[Piece]]], Entry]:
         check_count(texts, "texts", MAX_TOKENIZE)
-        check_total_chars(texts, "texts", self.settings.max_call_chars)
+        check_total_chars(texts, "texts", self.settings.max_tokenize_chars)
         with self._model(name, version) as lease:
             checked = check_each_text(texts, "texts", self.settings.max_text_chars, allow_empty=True)
             valid = checked.pick(texts)

@@ -7,7 +7,6 @@ tests use (port 0).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
 
@@ -22,10 +21,8 @@ from services.training.servicer import DatasetServicer, TrainingServicer
 from services.training.settings import TrainingSettings
 from services.training.store import SqliteStore
 from shared import device as devices
-from shared import log as logs
-from shared import metrics, tracing
 from shared.backend_token import server_interceptors
-from shared.server import Registration, RunningServer, create_server, run_until_signal
+from shared.server import Registration, Service, configure_process, create_server, serve_forever
 from shared.settings import load
 
 logger = logging.getLogger(__name__)
@@ -33,20 +30,11 @@ SERVICES = training_pb2.DESCRIPTOR.services_by_name
 
 
 @dataclass
-class TrainingService:
+class TrainingService(Service):
     settings: TrainingSettings
-    server: RunningServer
     jobs: Jobs
     executor: Executor
     store: SqliteStore
-
-    @property
-    def port(self) -> int:
-        return self.server.port
-
-    async def stop(self, grace_s: float | None = None) -> None:
-        await self.server.stop(self.settings.grace_period_s if grace_s is None else grace_s)
-        await self.release()
 
     async def release(self) -> None:
         await self.executor.close()
@@ -95,15 +83,8 @@ async def start(settings: TrainingSettings, job_api: JobApi | None = None) -> Tr
 
 def main() -> None:
     settings = load(TrainingSettings, "LUMEN_TRAINING")
-    logs.configure("training", settings.log_level, settings.log_format)
-    tracing.configure("training", settings.otlp_endpoint)
-    metrics.serve_metrics(settings.metrics_port)
-
-    async def serve() -> None:
-        service = await start(settings)
-        await run_until_signal(service.server, settings.grace_period_s, on_stop=service.release)
-
-    asyncio.run(serve())
+    configure_process("training", settings)
+    serve_forever(settings, lambda: start(settings))
 
 
 if __name__ == "__main__":

@@ -81,11 +81,16 @@ class ImageAnalyzer:
         self.repository = repository
         self.settings = settings
         self.limits = Limits(settings.max_image_bytes, settings.max_image_pixels, settings.max_call_pixels)
+        # Detectors cost per pixel scanned, so their calls (and each image) get a smaller pixel budget.
+        detect = min(settings.max_detect_call_pixels, settings.max_image_pixels)
+        self.detect_limits = Limits(settings.max_image_bytes, detect, detect)
         configure_pillow(self.limits)
 
-    async def decode(self, images: Sequence[common_pb2.Image], maximum: int) -> list[Result[Decoded]]:
+    async def decode(
+        self, images: Sequence[common_pb2.Image], maximum: int, limits: Limits | None = None
+    ) -> list[Result[Decoded]]:
         check_count(images, "images", maximum)
-        return await asyncio.to_thread(decode_each, images, "images", self.limits)
+        return await asyncio.to_thread(decode_each, images, "images", limits or self.limits)
 
     def model(self, name: str, version: str, task: str, field: str = "model") -> Lease[BatchedModel]:
         """The model of ``task`` serving a call, held (``with analyzer.model(...) as lease:``)."""
@@ -98,9 +103,10 @@ class ImageAnalyzer:
         maximum: int,
         item: Callable[[Decoded], Any],
         finish: Callable[[Any], T],
+        limits: Limits | None = None,
     ) -> Analysis[T]:
         """Decode, batch the decodable images through the held model, keep per-image errors in place."""
-        decoded = await self.decode(images, maximum)
+        decoded = await self.decode(images, maximum, limits)
         ready = [d.value for d in decoded if d.ok]
         values = iter(await lease.predict([item(d) for d in ready]) if ready else [])
         outcomes = [d.map(lambda image: OnImage(image, finish(next(values)))) for d in decoded]
@@ -143,6 +149,7 @@ class ImageAnalyzer:
                 self.settings.max_images,
                 lambda d: d,
                 lambda found: [d for d in found if d.score >= threshold][:limit],
+                self.detect_limits,
             )
 
     async def detect_faces(
@@ -163,4 +170,5 @@ class ImageAnalyzer:
                 self.settings.max_images,
                 lambda d: FaceQuery(d, landmarks),
                 lambda faces: sorted((f for f in faces if f.score >= threshold), key=lambda f: -f.score)[:limit],
+                self.detect_limits,
             )

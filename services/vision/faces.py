@@ -106,7 +106,7 @@ class FaceRecognizer:
         images: Sequence[common_pb2.Image],
         max_faces: int,
     ) -> list[Outcome[list[FaceVector]]]:
-        decoded = await self.analyzer.decode(images, self.analyzer.settings.max_images)
+        decoded = await self.analyzer.decode(images, self.analyzer.settings.max_images, self.analyzer.detect_limits)
         ready = [d.value for d in decoded if d.ok]
         vectors = iter(await self._embed_decoded(entry, detector, ready, max_faces))
         return [d.map(lambda image: OnImage(image, next(vectors))) for d in decoded]
@@ -135,8 +135,8 @@ class FaceRecognizer:
         with self.embedder(model, version) as lease:
             limit = self._threshold(lease, threshold, "threshold")
             a, b = await asyncio.gather(
-                asyncio.to_thread(decode_message, image_a, "image_a", self.analyzer.limits),
-                asyncio.to_thread(decode_message, image_b, "image_b", self.analyzer.limits),
+                asyncio.to_thread(decode_message, image_a, "image_a", self.analyzer.detect_limits),
+                asyncio.to_thread(decode_message, image_b, "image_b", self.analyzer.detect_limits),
             )
             faces_a, faces_b = await self._embed_decoded(lease, None, [a, b], 1)
         for field, faces in (("image_a", faces_a), ("image_b", faces_b)):

@@ -10,7 +10,7 @@ from shared.settings import ModelServerSettings, setting
 @dataclass
 class VisionSettings(ModelServerSettings):
     port: int = setting(50053, "TCP port of the vision service.")
-    # Images are big: one request may carry up to 32 images of a few MiB each.
+    # Images are big: one request may carry up to 16 images (8 to ClassifyImages) of a few MiB each.
     max_message_bytes: int = setting(64 * 1024 * 1024, "Largest gRPC message received or sent, in bytes (serialized).")
     max_image_bytes: int = setting(16 * 1024 * 1024, "Largest encoded image accepted, in bytes.")
     max_image_pixels: int = setting(
@@ -19,10 +19,18 @@ class VisionSettings(ModelServerSettings):
         "about 12 bytes a pixel at its peak (see make bench-limits).",
     )
     max_call_pixels: int = setting(
-        32_000_000,
-        "Most pixels of all images of one call together (3 bytes each once decoded), checked before decoding.",
+        16_000_000,
+        "Most pixels of all images of one ClassifyImages call together (3 bytes each once decoded), checked "
+        "before decoding: bounds the call near 2 s CPU and 256 MB (32 MP took 4.2 s and 534 MB; make bench-limits).",
     )
-    max_classify_images: int = setting(32, "Most images in one ClassifyImages call.")
+    max_detect_call_pixels: int = setting(
+        4_000_000,
+        "Most pixels of all images of one call of the detection and face RPCs together (and of each image): "
+        "detectors scan every pixel (32 MP took 10.5 s CPU in DetectFaces; make bench-limits).",
+    )
+    max_classify_images: int = setting(
+        8, "Most images in one ClassifyImages call (32 took 3.6 s CPU and 457 MB, 16 took 325 MB; make bench-limits)."
+    )
     max_images: int = setting(16, "Most images in one call of the detection and face RPCs.")
     galleries_dir: str = setting("", "Folder of the face-gallery database. Empty uses var/galleries.")
     database_url: str = setting(

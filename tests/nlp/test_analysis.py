@@ -291,6 +291,12 @@ BAD_REQUESTS = [
         grpc.StatusCode.INVALID_ARGUMENT,
         "min_score",
     ),
+    (  # past LUMEN_NLP_MAX_ENTITY_CHARS (32,768 characters of all texts together)
+        "ExtractEntities",
+        pb.ExtractEntitiesRequest(texts=["Ada " * 3000] * 3, model=ref("tiny-entities")),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "texts",
+    ),
     (
         "ExtractEntities",
         pb.ExtractEntitiesRequest(texts=["Ada"], model=ref("tiny-entities"), aggregation=99),

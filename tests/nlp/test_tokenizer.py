@@ -86,6 +86,12 @@ async def test_count_tokens_for_texts_and_for_a_chat(nlp_channel, reference_llm)
             grpc.StatusCode.NOT_FOUND,
             "model",
         ),
+        (  # past LUMEN_NLP_MAX_TOKENIZE_CHARS (500,000 characters of all texts together)
+            "Tokenize",
+            pb.TokenizeRequest(texts=["a" * 90_000] * 6),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "texts",
+        ),
         ("CountTokens", pb.CountTokensRequest(), grpc.StatusCode.INVALID_ARGUMENT, "texts"),
         (
             "CountTokens",

@@ -45,21 +45,24 @@ async def _still_serving(analysis, vision_channel) -> None:
 
 @pytest.mark.parametrize("rpc", ["ClassifyImages", "DetectObjects", "DetectFaces"])
 async def test_each_bad_image_gets_its_own_status(analysis, vision_channel, rpc: str) -> None:
-    names = list(CASES) if rpc == "ClassifyImages" else [n for n in CASES if n != "over-16-MiB"][:10]
-    images = [samples.message(CASES[n][0]()) for n in names]
-    request = getattr(pb, f"{rpc}Request")(images=images)
-    response = await getattr(analysis, rpc)(request)
-    for i, (name, result) in enumerate(zip(names, response.results, strict=True)):
-        _, code, size = CASES[name]
-        assert result.status.code == code, f"{name}: {result.status}"
-        if code == OK:
-            assert (result.width, result.height) == size, name
-        else:
-            assert f"images[{i}]" in result.status.message, name
-    assert response.usage.images == sum(CASES[n][1] == OK for n in names)
-    classified = {n: r for n, r in zip(names, response.results, strict=True)}
-    if rpc == "ClassifyImages":
-        assert len(classified["1x1"].labels) == 5  # a tiny image still gets an answer
+    every = list(CASES) if rpc == "ClassifyImages" else [n for n in CASES if n != "over-16-MiB"][:10]
+    # ClassifyImages takes at most 8 images a call (LUMEN_VISION_MAX_CLASSIFY_IMAGES): the cases go in calls of 8.
+    for start in range(0, len(every), 8):
+        names = every[start : start + 8]
+        images = [samples.message(CASES[n][0]()) for n in names]
+        request = getattr(pb, f"{rpc}Request")(images=images)
+        response = await getattr(analysis, rpc)(request)
+        for i, (name, result) in enumerate(zip(names, response.results, strict=True)):
+            _, code, size = CASES[name]
+            assert result.status.code == code, f"{name}: {result.status}"
+            if code == OK:
+                assert (result.width, result.height) == size, name
+            else:
+                assert f"images[{i}]" in result.status.message, name
+        assert response.usage.images == sum(CASES[n][1] == OK for n in names)
+        classified = {n: r for n, r in zip(names, response.results, strict=True)}
+        if rpc == "ClassifyImages" and "1x1" in classified:
+            assert len(classified["1x1"].labels) == 5  # a tiny image still gets an answer
     await _still_serving(analysis, vision_channel)
 
 
@@ -68,7 +71,7 @@ async def test_each_bad_image_gets_its_own_status(analysis, vision_channel, rpc:
     [
         (pb.ClassifyImagesRequest(), grpc.StatusCode.INVALID_ARGUMENT, "images"),
         (
-            pb.ClassifyImagesRequest(images=[samples.message(samples.one_pixel())] * 33),
+            pb.ClassifyImagesRequest(images=[samples.message(samples.one_pixel())] * 9),
             grpc.StatusCode.INVALID_ARGUMENT,
             "images",
         ),
