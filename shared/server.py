@@ -4,7 +4,8 @@
 the lumen interceptor and SO_REUSEPORT off (a taken port fails loudly), and
 returns it with its port, so tests can bind port 0. `run_until_signal` waits
 for SIGTERM or SIGINT, then drains: health turns NOT_SERVING, new calls are
-refused, in-flight calls get ``grace_period_s`` to finish. `Service` is what a
+refused, in-flight calls get ``grace_period_s`` to finish (health Watch streams
+end at once: shared.health). `Service` is what a
 started server process holds, and `serve_forever` the end of every ``main()``.
 """
 
@@ -27,6 +28,7 @@ from shared import log as logs
 from shared import metrics, tracing
 from shared.admission import Admission
 from shared.decoding import ParseInterceptor
+from shared.health import HealthServicer
 from shared.interceptors import ServerInterceptor
 from shared.settings import ServerSettings
 
@@ -50,7 +52,7 @@ class Registration:
 class RunningServer:
     server: grpc.aio.Server
     port: int
-    health: health.aio.HealthServicer
+    health: HealthServicer
     service_names: tuple[str, ...]
 
     async def set_serving(self, serving: bool) -> None:
@@ -112,7 +114,7 @@ async def create_server(
         registration.add(registration.servicer, server)
     if generic_handlers:
         server.add_generic_rpc_handlers(tuple(generic_handlers))
-    health_servicer = health.aio.HealthServicer()
+    health_servicer = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = tuple(r.service_name for r in registrations) + tuple(extra_service_names)
     if settings.reflection:

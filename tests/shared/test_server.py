@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import grpc
@@ -70,6 +71,27 @@ async def test_health_starts_not_serving_then_serving(server) -> None:
         for name in ("", REPO_SERVICE):
             reply = await health.Check(health_pb2.HealthCheckRequest(service=name))
             assert reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+async def test_stopping_ends_health_watch_streams_instead_of_waiting_out_the_grace(server) -> None:
+    """A watcher (the gateway keeps one per backend) sees NOT_SERVING, then its stream ends OK:
+    a drain with an hour's grace returns at once, for no real call is in flight."""
+    await server.set_serving(True)
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        watch = health.Watch(health_pb2.HealthCheckRequest(service=REPO_SERVICE))
+        assert (await watch.read()).status == health_pb2.HealthCheckResponse.SERVING
+        await asyncio.wait_for(server.stop(3600), timeout=60)
+        assert (await watch.read()).status == health_pb2.HealthCheckResponse.NOT_SERVING
+        assert await watch.read() is grpc.aio.EOF
+        assert await watch.code() is grpc.StatusCode.OK
+
+
+async def test_health_check_of_an_unknown_service_is_not_found(server) -> None:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        with pytest.raises(grpc.aio.AioRpcError) as missing:
+            await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service="nope"))
+    assert missing.value.code() is grpc.StatusCode.NOT_FOUND
 
 
 async def test_reflection_lists_services(server) -> None:
