@@ -14,7 +14,9 @@ import asyncio
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-Status = health_pb2.HealthCheckResponse.ServingStatus
+# A HealthCheckResponse.ServingStatus value (the enum's values are ints in the stubs).
+Status = int
+Context = grpc.aio.ServicerContext[health_pb2.HealthCheckRequest, health_pb2.HealthCheckResponse]
 
 
 class HealthServicer(health_pb2_grpc.HealthServicer):
@@ -25,14 +27,14 @@ class HealthServicer(health_pb2_grpc.HealthServicer):
         self._changed = asyncio.Condition()
         self._draining = False
 
-    async def Check(self, request: health_pb2.HealthCheckRequest, context: grpc.aio.ServicerContext):
+    async def Check(self, request: health_pb2.HealthCheckRequest, context: Context) -> health_pb2.HealthCheckResponse:
         status = self._status.get(request.service)
         if status is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"unknown service '{request.service}'")
         return health_pb2.HealthCheckResponse(status=status)
 
-    async def Watch(self, request: health_pb2.HealthCheckRequest, context: grpc.aio.ServicerContext) -> None:
-        last = None
+    async def Watch(self, request: health_pb2.HealthCheckRequest, context: Context) -> None:
+        last: Status | None = None
         async with self._changed:
             while True:
                 status = self._status.get(request.service, health_pb2.HealthCheckResponse.SERVICE_UNKNOWN)
