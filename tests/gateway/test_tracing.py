@@ -114,7 +114,13 @@ async def test_forwarded_call_and_its_error_are_traced(spans, channel) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as error:
         await stub.AnalyzeSentiment(pb.AnalyzeSentimentRequest(texts=["fine"], model={"name": "absent"}), timeout=30)
     assert error.value.code() is grpc.StatusCode.NOT_FOUND
-    traced = [s for s in spans.get_finished_spans() if s.name == SENTIMENT]
+    # The backend ends its span after it has sent the status, so under load it may finish a moment after
+    # the caller has the error: wait (bounded) for both spans.
+    for _ in range(100):
+        traced = [s for s in spans.get_finished_spans() if s.name == SENTIMENT]
+        if len(traced) >= 2:
+            break
+        await asyncio.sleep(0.05)
     [gateway] = [s for s in traced if s.parent is None]
     [backend] = [s for s in traced if s.parent is not None]
     # No traceparent from the caller: the gateway starts the trace, the backend continues it.

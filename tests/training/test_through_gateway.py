@@ -172,8 +172,8 @@ async def test_cnn_image_on_digits_is_served_by_classify_images(suite: Suite, tm
         _, held = data.split(labels, 0.2, SEED)
         stub, answers, version = vision_pb2_grpc.ImageAnalysisServiceStub(channel), [], set()
         with zipfile.ZipFile(path) as archive:
-            for start in range(0, len(held), 32):  # the service's most images per call
-                images = [common_pb2.Image(content=archive.read(entries[i])) for i in held[start : start + 32]]
+            for start in range(0, len(held), 8):  # the service's most images per call
+                images = [common_pb2.Image(content=archive.read(entries[i])) for i in held[start : start + 8]]
                 reply = await stub.ClassifyImages(
                     vision_pb2.ClassifyImagesRequest(model={"name": "digits-trained"}, images=images, top_k=1)
                 )

@@ -111,7 +111,7 @@ async def test_keras_digits_cnn_on_held_out_digits(analysis, vision_repository, 
     _, x_test, _, y_test = setup_models.digits_split()
     reference = keras.saving.load_model(vision_repository / "digits-cnn" / "model.keras")
     want = np.asarray(reference(x_test, training=False))
-    chunks = [range(i, min(i + 32, len(x_test))) for i in range(0, len(x_test), 32)]
+    chunks = [range(i, min(i + 8, len(x_test))) for i in range(0, len(x_test), 8)]  # 8: the most images per call
     # All chunks at once: the dynamic batcher merges them and must hand each its own results.
     responses = await asyncio.gather(
         *(
