@@ -455,12 +455,13 @@ def summary(name: str, report: Report) -> Iterator[str]:
 
 
 def main() -> None:
-    from tools.suite import ROOT, free_port, start_suite
+    from tools.suite import COMPONENTS, ROOT, free_port, start_suite
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=200, help="calls per method on every server")
     parser.add_argument("--budget", type=float, default=3600.0, help="seconds per server at most")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--servers", nargs="*", choices=list(COMPONENTS), help="fuzz only these (default: all)")
     args = parser.parse_args()
     env = {
         f"LUMEN_{n.upper()}_MODEL_REPOSITORY": str(ROOT / "var" / "models" / n) for n in ("nlp", "vision", "embeddings")
@@ -473,12 +474,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         env["LUMEN_EMBEDDINGS_COLLECTIONS_DIR"] = f"{scratch}/collections"
         env["LUMEN_VISION_GALLERIES_DIR"] = f"{scratch}/galleries"
-        suite = start_suite(
-            ports={n: free_port() for n in ("nlp", "vision", "embeddings", "gateway")}, env=env, log_dir=log_dir
-        )
+        env["LUMEN_TRAINING_DATA_DIR"] = f"{scratch}/training"
+        # Free ports for every component: the defaults may be taken by another running suite.
+        suite = start_suite(ports={n: free_port() for n in COMPONENTS}, env=env, log_dir=log_dir)
         failed = False
         try:
             for name, component in suite.components.items():
+                if args.servers and name not in args.servers:
+                    continue
+                started = time.monotonic()
                 report = fuzz_server(
                     component.address,
                     args.calls,
@@ -489,6 +493,11 @@ def main() -> None:
                 )
                 for line in summary(name, report):
                     print(line, flush=True)
+                per_method = {path: sum(c.values()) for path, c in report.codes.items()}
+                for path, n in sorted(per_method.items()):
+                    codes = ", ".join(f"{code} {k}" for code, k in report.codes[path].most_common())
+                    print(f"    {path}: {n} calls ({codes})", flush=True)
+                print(f"  {name} took {time.monotonic() - started:.0f}s", flush=True)
                 failed |= bool(report.failures)
         finally:
             suite.stop()
