@@ -11,6 +11,7 @@ from lumen.common.v1 import common_pb2
 from lumen.vision.v1 import vision_pb2 as pb
 from services.vision.analysis import Analysis
 from services.vision.results import Box, FaceFound
+from shared.repository_servicer import model_info
 from shared.results import item_messages
 
 T = TypeVar("T")
@@ -32,6 +33,11 @@ def per_image(analysis: Analysis[T], message: Callable[..., P], fields: Callable
 
 def usage(analysis: Analysis) -> common_pb2.Usage:
     return common_pb2.Usage(images=analysis.processed)
+
+
+def response(kind: Callable[..., P], analysis: Analysis, results: list[Any], service: str, **more: Any) -> P:
+    """A per-image RPC's response: ``results`` (one per image), the model that ran, the images it processed."""
+    return kind(results=results, model=model_info(analysis.entry, service), usage=usage(analysis), **more)
 
 
 def face(found: FaceFound) -> pb.Face:

@@ -18,7 +18,18 @@ import numpy as np
 
 from lumen.training.v1 import training_pb2
 from services.training.recipes import data, keras_fit
-from services.training.recipes.base import Hyper, Recipe, TrainContext, TrainingFailed, TrainOutput
+from services.training.recipes.base import (
+    Hyper,
+    Recipe,
+    TrainContext,
+    TrainingFailed,
+    TrainOutput,
+    adam_learning_rate,
+    batch_size,
+    dropout,
+    epochs,
+    heldout_metrics,
+)
 
 RESAMPLE = "bilinear"
 SCALE = 1 / 255
@@ -67,11 +78,7 @@ def train(ctx: TrainContext) -> TrainOutput:
                 keras.layers.Dense(len(classes), activation="softmax"),
             ]
         )
-        model.compile(
-            optimizer=keras.optimizers.Adam(ctx.hyper("learning_rate")),
-            loss="sparse_categorical_crossentropy",
-            metrics=["accuracy"],
-        )
+        keras_fit.compile_classifier(model, ctx)
         return model
 
     model = keras_fit.fit(
@@ -83,11 +90,7 @@ def train(ctx: TrainContext) -> TrainOutput:
     return TrainOutput(
         framework="keras",
         parameters={"labels": "labels.json", "scale": SCALE, "resample": RESAMPLE},
-        metrics={
-            "heldout_accuracy": float(np.mean(predicted == y[test_idx])),
-            "heldout_size": float(len(test_idx)),
-            "train_size": float(len(train_idx)),
-        },
+        metrics=heldout_metrics(predicted, y[test_idx], len(train_idx)),
         path="model.keras",
         files=("labels",),
     )
@@ -100,13 +103,13 @@ RECIPE = Recipe(
     service="vision",
     task="image-classification",
     hyperparameters=(
-        Hyper("epochs", 10, 1, 500, "Passes over the training images."),
+        epochs(10, 500, "images"),
         Hyper("image_size", 32, 4, 512, "Images are stretched to this many pixels square."),
         Hyper("grayscale", 0, 0, 1, "1: one grey channel (Pillow luma); 0: RGB."),
         Hyper("filters", 16, 1, 512, "Filters of the first convolution (the second has twice as many)."),
-        Hyper("batch_size", 32, 1, 4096, "Images per step."),
-        Hyper("learning_rate", 0.001, 1e-5, 1.0, "Adam's learning rate.", integer=False),
-        Hyper("dropout", 0.3, 0.0, 0.9, "Dropout before the output layer.", integer=False),
+        batch_size(32, "Images"),
+        adam_learning_rate(0.001),
+        dropout(0.3, "before the output layer"),
     ),
     train=train,
 )

@@ -79,3 +79,10 @@ def fit(
             callbacks=[Progress()],
         )
     return model
+
+
+def compile_classifier(model: Any, ctx: TrainContext, loss: Any = "sparse_categorical_crossentropy") -> None:
+    """Adam at the job's learning_rate, accuracy reported each epoch."""
+    import keras
+
+    model.compile(optimizer=keras.optimizers.Adam(ctx.hyper("learning_rate")), loss=loss, metrics=["accuracy"])

@@ -13,7 +13,17 @@ import numpy as np
 
 from lumen.training.v1 import training_pb2
 from services.training.recipes import data, keras_fit
-from services.training.recipes.base import Hyper, Recipe, TrainContext, TrainOutput
+from services.training.recipes.base import (
+    Hyper,
+    Recipe,
+    TrainContext,
+    TrainOutput,
+    adam_learning_rate,
+    batch_size,
+    dropout,
+    epochs,
+    heldout_metrics,
+)
 from services.training.records import DatasetRecord
 
 
@@ -41,18 +51,13 @@ def train(ctx: TrainContext) -> TrainOutput:
                 keras.layers.Dense(len(classes), activation="softmax"),
             ]
         )
-        model.compile(
-            optimizer=keras.optimizers.Adam(ctx.hyper("learning_rate")),
-            loss="sparse_categorical_crossentropy",
-            metrics=["accuracy"],
-        )
+        keras_fit.compile_classifier(model, ctx)
         return model
 
     model = keras_fit.fit(
         ctx, build, x[train_idx], y[train_idx], ctx.int("epochs"), ctx.int("batch_size"), (x[test_idx], y[test_idx])
     )
     predicted = np.argmax(model(x[test_idx], training=False), axis=1)
-    accuracy = float(np.mean(predicted == y[test_idx]))
     model.save(ctx.out_dir / "model.keras")
     return TrainOutput(
         framework="keras-tabular",
@@ -63,11 +68,7 @@ def train(ctx: TrainContext) -> TrainOutput:
             "mean": mean.tolist(),
             "std": std.tolist(),
         },
-        metrics={
-            "heldout_accuracy": accuracy,
-            "heldout_size": float(len(test_idx)),
-            "train_size": float(len(train_idx)),
-        },
+        metrics=heldout_metrics(predicted, y[test_idx], len(train_idx)),
     )
 
 
@@ -78,11 +79,11 @@ RECIPE = Recipe(
     service="tabular",
     task="tabular-classification",
     hyperparameters=(
-        Hyper("epochs", 50, 1, 1000, "Passes over the training rows."),
+        epochs(50, 1000, "rows"),
         Hyper("hidden_units", 32, 2, 1024, "Units of the hidden layer."),
-        Hyper("batch_size", 16, 1, 4096, "Rows per step."),
-        Hyper("learning_rate", 0.01, 1e-5, 1.0, "Adam's learning rate.", integer=False),
-        Hyper("dropout", 0.1, 0.0, 0.9, "Dropout after the hidden layer.", integer=False),
+        batch_size(16, "Rows"),
+        adam_learning_rate(0.01),
+        dropout(0.1, "after the hidden layer"),
     ),
     train=train,
     check=_check,

@@ -12,7 +12,17 @@ import numpy as np
 
 from lumen.training.v1 import training_pb2
 from services.training.recipes import data, keras_fit
-from services.training.recipes.base import Hyper, Recipe, TrainContext, TrainOutput
+from services.training.recipes.base import (
+    Hyper,
+    Recipe,
+    TrainContext,
+    TrainOutput,
+    adam_learning_rate,
+    batch_size,
+    dropout,
+    epochs,
+    heldout_metrics,
+)
 from shared.word_vocabulary import WordVocabulary
 
 
@@ -39,7 +49,7 @@ def train(ctx: TrainContext) -> TrainOutput:
             ]
         )
         loss = "binary_crossentropy" if binary else "sparse_categorical_crossentropy"
-        model.compile(optimizer=keras.optimizers.Adam(ctx.hyper("learning_rate")), loss=loss, metrics=["accuracy"])
+        keras_fit.compile_classifier(model, ctx, loss)
         return model
 
     model = keras_fit.fit(
@@ -52,11 +62,7 @@ def train(ctx: TrainContext) -> TrainOutput:
     return TrainOutput(
         framework="keras",
         parameters={"file": "model.keras", "labels": classes, "max_length": max_length},
-        metrics={
-            "heldout_accuracy": float(np.mean(predicted == y[test_idx])),
-            "heldout_size": float(len(test_idx)),
-            "train_size": float(len(train_idx)),
-        },
+        metrics=heldout_metrics(predicted, y[test_idx], len(train_idx)),
     )
 
 
@@ -67,14 +73,14 @@ RECIPE = Recipe(
     service="nlp",
     task="text-classification",
     hyperparameters=(
-        Hyper("epochs", 10, 1, 500, "Passes over the training texts."),
+        epochs(10, 500, "texts"),
         Hyper("max_words", 4000, 10, 200000, "Vocabulary size (most frequent training words)."),
         Hyper("max_length", 40, 2, 1000, "Words read per text (longer ones keep their last words)."),
         Hyper("embedding_dim", 32, 2, 1024, "Width of the word embeddings."),
         Hyper("lstm_units", 32, 2, 1024, "Units of the LSTM."),
-        Hyper("batch_size", 16, 1, 4096, "Texts per step."),
-        Hyper("learning_rate", 0.001, 1e-5, 1.0, "Adam's learning rate.", integer=False),
-        Hyper("dropout", 0.3, 0.0, 0.9, "Dropout after the LSTM.", integer=False),
+        batch_size(16, "Texts"),
+        adam_learning_rate(0.001),
+        dropout(0.3, "after the LSTM"),
     ),
     train=train,
 )
