@@ -45,21 +45,16 @@ class ImageAnalysisServicer(pb_grpc.ImageAnalysisServiceServicer):
     async def DetectObjects(
         self, request: pb.DetectObjectsRequest, context: grpc.aio.ServicerContext
     ) -> pb.DetectObjectsResponse:
-        threshold = convert.optional(request, "score_threshold")
-        analysis = await self.analyzer.detect_objects(
-            request.images, request.model.name, request.model.version, threshold, request.max_results
-        )
+        options, model = convert.detect(request), request.model
+        analysis = await self.analyzer.detect_objects(request.images, model.name, model.version, options)
         results = convert.per_image(analysis, pb.ObjectDetection, _objects)
         return convert.response(pb.DetectObjectsResponse, analysis, results, self.service)
 
     async def DetectFaces(
         self, request: pb.DetectFacesRequest, context: grpc.aio.ServicerContext
     ) -> pb.DetectFacesResponse:
-        threshold = convert.optional(request, "score_threshold")
-        model = request.model
-        analysis = await self.analyzer.detect_faces(
-            request.images, model.name, model.version, threshold, request.max_results, request.landmarks
-        )
+        options, model, images = convert.detect(request), request.model, request.images
+        analysis = await self.analyzer.detect_faces(images, model.name, model.version, options, request.landmarks)
         return convert.response(
             pb.DetectFacesResponse, analysis, convert.per_image(analysis, pb.FaceDetection, _faces), self.service
         )

@@ -32,32 +32,6 @@ class Hyper:
     integer: bool = True
 
 
-# The hyperparameters most recipes share, with their usual ranges.
-def epochs(default: int, most: int, what: str) -> Hyper:
-    return Hyper("epochs", default, 1, most, f"Passes over the training {what}.")
-
-
-def batch_size(default: int, what: str) -> Hyper:
-    return Hyper("batch_size", default, 1, 4096, f"{what} per step.")
-
-
-def adam_learning_rate(default: float) -> Hyper:
-    return Hyper("learning_rate", default, 1e-5, 1.0, "Adam's learning rate.", integer=False)
-
-
-def dropout(default: float, where: str) -> Hyper:
-    return Hyper("dropout", default, 0.0, 0.9, f"Dropout {where}.", integer=False)
-
-
-def heldout_metrics(predicted: Any, expected: Any, train_size: int) -> dict[str, float]:
-    """Accuracy on the held-out items (arrays of class ids) and the sizes of both sides of the split."""
-    return {
-        "heldout_accuracy": float((predicted == expected).mean()),
-        "heldout_size": float(len(expected)),
-        "train_size": float(train_size),
-    }
-
-
 @dataclass
 class TrainContext:
     dataset: Path

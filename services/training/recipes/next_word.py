@@ -18,18 +18,8 @@ import math
 import numpy as np
 
 from lumen.training.v1 import training_pb2
-from services.training.recipes import data, keras_fit
-from services.training.recipes.base import (
-    Hyper,
-    Recipe,
-    TrainContext,
-    TrainingFailed,
-    TrainOutput,
-    adam_learning_rate,
-    batch_size,
-    dropout,
-    epochs,
-)
+from services.training.recipes import data, hypers, keras_fit
+from services.training.recipes.base import Hyper, Recipe, TrainContext, TrainingFailed, TrainOutput
 from shared import next_words
 from shared.word_vocabulary import words
 
@@ -110,14 +100,14 @@ RECIPE = Recipe(
     service="nlp",
     task="text-generation",
     hyperparameters=(
-        epochs(10, 500, "positions"),
+        hypers.epochs(10, 500, "positions"),
         Hyper("max_words", 5000, 10, 200000, "Vocabulary size with <pad>, <oov> and <eos> (most frequent words)."),
         Hyper("context", 10, 1, 200, "Words before a position that the model reads."),
         Hyper("embedding_dim", 64, 2, 1024, "Width of the word embeddings."),
         Hyper("lstm_units", 128, 2, 1024, "Units of the LSTM."),
-        batch_size(64, "Positions"),
-        adam_learning_rate(0.003),
-        dropout(0.2, "after the LSTM"),
+        hypers.batch_size(64, "Positions"),
+        hypers.adam_learning_rate(0.003),
+        hypers.dropout(0.2, "after the LSTM"),
     ),
     train=train,
     classes=False,
