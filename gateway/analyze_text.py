@@ -7,7 +7,10 @@ restated as the part's status about "text".
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
+
+from google.protobuf.message import Message
 
 from gateway.composite import Feature, check_features, run_features
 from gateway.fanout import check_part_timeout
@@ -31,45 +34,39 @@ def _best_entities(result: Any, feature: pb.TextFeature) -> dict[str, Any]:
     return {"entities": entities}
 
 
+def _copy(*names: str) -> Callable[[Any, Any], dict[str, Any]]:
+    """Part fields copied from the reply's one result."""
+    return lambda result, feature: {name: getattr(result, name) for name in names}
+
+
+def _nlp(
+    field: str,
+    part: type[Message],
+    method: str,
+    fields: Callable[[Any, Any], dict[str, Any]],
+    top_k: int = 0,
+    max_results: int = 0,
+) -> Feature:
+    """An nlp analysis of the text as a batch of one; with ``top_k`` (its largest) max_results is sent as top_k."""
+    request_type = getattr(nlp_pb2, f"{method}Request")
+
+    def request(r: pb.AnalyzeTextRequest, f: pb.TextFeature) -> Message:
+        return cast(Message, request_type(model=f.model, texts=[r.text], **({"top_k": f.max_results} if top_k else {})))
+
+    return Feature(field, part, "nlp", NLP, method, request, fields, max_results=top_k or max_results)
+
+
 FEATURES = {
-    pb.TEXT_FEATURE_TYPE_LANGUAGE: Feature(
-        "language",
-        pb.LanguagePart,
-        "nlp",
-        NLP,
-        "DetectLanguage",
-        lambda r, f: nlp_pb2.DetectLanguageRequest(model=f.model, texts=[r.text], top_k=f.max_results),
-        lambda result, f: {"languages": result.languages},
-        max_results=10,
+    pb.TEXT_FEATURE_TYPE_LANGUAGE: _nlp("language", pb.LanguagePart, "DetectLanguage", _copy("languages"), top_k=10),
+    pb.TEXT_FEATURE_TYPE_SENTIMENT: _nlp(
+        "sentiment", pb.SentimentPart, "AnalyzeSentiment", _copy("score", "label", "class_scores")
     ),
-    pb.TEXT_FEATURE_TYPE_SENTIMENT: Feature(
-        "sentiment",
-        pb.SentimentPart,
-        "nlp",
-        NLP,
-        "AnalyzeSentiment",
-        lambda r, f: nlp_pb2.AnalyzeSentimentRequest(model=f.model, texts=[r.text]),
-        lambda result, f: {"score": result.score, "label": result.label, "class_scores": result.class_scores},
+    pb.TEXT_FEATURE_TYPE_CLASSIFICATION: _nlp(
+        "classification", pb.ClassificationPart, "ClassifyText", _copy("labels"), top_k=1_000
     ),
-    pb.TEXT_FEATURE_TYPE_CLASSIFICATION: Feature(
-        "classification",
-        pb.ClassificationPart,
-        "nlp",
-        NLP,
-        "ClassifyText",
-        lambda r, f: nlp_pb2.ClassifyTextRequest(model=f.model, texts=[r.text], top_k=f.max_results),
-        lambda result, f: {"labels": result.labels},
-        max_results=1_000,
-    ),
-    pb.TEXT_FEATURE_TYPE_ENTITIES: Feature(
-        "entities",
-        pb.EntitiesPart,
-        "nlp",
-        NLP,
-        "ExtractEntities",
-        lambda r, f: nlp_pb2.ExtractEntitiesRequest(model=f.model, texts=[r.text]),
-        _best_entities,
-        max_results=10_000,
+    # ExtractEntities has no top_k: the part keeps the best max_results.
+    pb.TEXT_FEATURE_TYPE_ENTITIES: _nlp(
+        "entities", pb.EntitiesPart, "ExtractEntities", _best_entities, max_results=10_000
     ),
     pb.TEXT_FEATURE_TYPE_EMBEDDING: Feature(
         "embedding",

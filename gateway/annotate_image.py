@@ -8,7 +8,10 @@ one (a spec run by gateway.composite); the backend's per-image status (about
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
+
+from google.protobuf.message import Message
 
 from gateway.composite import Feature, check_features, run_features
 from gateway.fanout import check_part_timeout
@@ -28,38 +31,27 @@ def _options(feature: pb.ImageFeature) -> dict[str, Any]:
     return {"model": feature.model, **threshold}
 
 
+def _vision(
+    field: str, part: type[Message], method: str, count: str, extra: Callable[[Any], dict[str, Any]] = lambda r: {}
+) -> Feature:
+    """An ImageAnalysisService call on the image as a batch of one: max_results sent as ``count``, the reply's
+    ``field`` copied into the part."""
+    request_type = getattr(vision_pb2, f"{method}Request")
+
+    def request(r: pb.AnnotateImageRequest, f: pb.ImageFeature) -> Message:
+        return cast(Message, request_type(images=[r.image], **{count: f.max_results}, **extra(r), **_options(f)))
+
+    def copied(result: Any, f: pb.ImageFeature) -> dict[str, Any]:
+        return {field: getattr(result, field)}
+
+    return Feature(field, part, "vision", VISION, method, request, copied, max_results=MAX_RESULTS)
+
+
 FEATURES = {
-    pb.IMAGE_FEATURE_TYPE_LABELS: Feature(
-        "labels",
-        pb.LabelsPart,
-        "vision",
-        VISION,
-        "ClassifyImages",
-        lambda r, f: vision_pb2.ClassifyImagesRequest(images=[r.image], top_k=f.max_results, **_options(f)),
-        lambda result, f: {"labels": result.labels},
-        max_results=MAX_RESULTS,
-    ),
-    pb.IMAGE_FEATURE_TYPE_OBJECTS: Feature(
-        "objects",
-        pb.ObjectsPart,
-        "vision",
-        VISION,
-        "DetectObjects",
-        lambda r, f: vision_pb2.DetectObjectsRequest(images=[r.image], max_results=f.max_results, **_options(f)),
-        lambda result, f: {"objects": result.objects},
-        max_results=MAX_RESULTS,
-    ),
-    pb.IMAGE_FEATURE_TYPE_FACES: Feature(
-        "faces",
-        pb.FacesPart,
-        "vision",
-        VISION,
-        "DetectFaces",
-        lambda r, f: vision_pb2.DetectFacesRequest(
-            images=[r.image], max_results=f.max_results, landmarks=r.face_landmarks, **_options(f)
-        ),
-        lambda result, f: {"faces": result.faces},
-        max_results=MAX_RESULTS,
+    pb.IMAGE_FEATURE_TYPE_LABELS: _vision("labels", pb.LabelsPart, "ClassifyImages", "top_k"),
+    pb.IMAGE_FEATURE_TYPE_OBJECTS: _vision("objects", pb.ObjectsPart, "DetectObjects", "max_results"),
+    pb.IMAGE_FEATURE_TYPE_FACES: _vision(
+        "faces", pb.FacesPart, "DetectFaces", "max_results", lambda r: {"landmarks": r.face_landmarks}
     ),
 }
 

@@ -27,8 +27,7 @@ from lumen.tabular.v1 import tabular_pb2
 from lumen.training.v1 import training_pb2
 from lumen.vision.v1 import vision_pb2
 from shared.backend_token import client_interceptors
-from shared.server import Registration, Service, configure_process, create_server, serve_forever
-from shared.settings import load
+from shared.server import Registration, Service, create_server, run_process
 
 logger = logging.getLogger(__name__)
 
@@ -160,9 +159,7 @@ async def start(settings: GatewaySettings) -> Gateway:
 
 
 def main() -> None:
-    settings = load(GatewaySettings, "LUMEN_GATEWAY")
-    configure_process("gateway", settings)
-    serve_forever(settings, lambda: start(settings))
+    run_process("gateway", GatewaySettings, start)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from pathlib import Path
 from google.rpc import code_pb2
 
 from lumen.cli_output import emit
-from lumen.cli_vision import faces_detect, image_files
+from lumen.cli_vision import add_detect, faces_detect, image_files
 from lumen.client import Client
 from lumen.client_pages import every_page
 from lumen.common.v1 import common_pb2
@@ -96,13 +96,7 @@ def _galleries(client: Client, args: argparse.Namespace) -> None:
 def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("faces", help="faces: detect, enroll, identify, verify, galleries")
     faces = parser.add_subparsers(dest="faces_command", required=True)
-    detect = faces.add_parser("detect", help="detect faces in an image; --draw writes the boxes as PNG")
-    detect.add_argument("image")
-    detect.add_argument("--model", default="")
-    detect.add_argument("--threshold", type=float, default=None)
-    detect.add_argument("--max-results", type=int, default=0)
-    detect.add_argument("--draw", default=None, metavar="OUT.png")
-    detect.set_defaults(run=faces_detect)
+    add_detect(faces, "detect", "detect faces in an image; --draw writes the boxes as PNG", faces_detect)
     enroll = faces.add_parser("enroll", help="enroll a person's face images (files or a folder) in a gallery")
     enroll.add_argument("images", nargs="+")
     enroll.add_argument("--gallery", required=True)

@@ -120,16 +120,22 @@ def faces_detect(client: Client, args: argparse.Namespace) -> None:
     emit(args, response, human)
 
 
+def add_detect(commands: argparse._SubParsersAction, name: str, help_text: str, run: Any) -> argparse.ArgumentParser:
+    """A detection command (objects, faces): one image, --model, --threshold, --max-results, --draw."""
+    detect = commands.add_parser(name, help=help_text)
+    detect.add_argument("image")
+    detect.add_argument("--model", default="")
+    detect.add_argument("--threshold", type=float, default=None)
+    detect.add_argument("--max-results", type=int, default=0)
+    detect.add_argument("--draw", default=None, metavar="OUT.png")
+    detect.set_defaults(run=run)
+    return detect
+
+
 def register(commands: argparse._SubParsersAction) -> None:
     classify = commands.add_parser("classify", help="classify image files or the images of a folder")
     classify.add_argument("images", nargs="+")
     classify.add_argument("--model", default="")
     classify.add_argument("--top-k", type=int, default=5)
     classify.set_defaults(run=_classify)
-    detect = commands.add_parser("detect", help="detect objects in an image; --draw writes the boxes as PNG")
-    detect.add_argument("image")
-    detect.add_argument("--model", default="")
-    detect.add_argument("--threshold", type=float, default=None)
-    detect.add_argument("--max-results", type=int, default=0)
-    detect.add_argument("--draw", default=None, metavar="OUT.png")
-    detect.set_defaults(run=_detect)
+    add_detect(commands, "detect", "detect objects in an image; --draw writes the boxes as PNG", _detect)

@@ -40,16 +40,20 @@ class Admission:
         self.calls = 0
         self.bytes = 0
 
+    def _shed(self, reason: str, state: str, limit: str) -> ResourceExhausted:
+        """The error of a call shed because the server ``state`` (counted under ``reason``)."""
+        SHED.labels(reason).inc()
+        return ResourceExhausted(
+            f"the server {state}; retry later",
+            subject=f"server:{limit}",
+            retry_after_s=self.retry_after_s,
+            reason=SHED_REASON,
+        )
+
     def enter(self) -> None:
         """Take a slot, or raise RESOURCE_EXHAUSTED with RetryInfo. Single-threaded (the event loop)."""
         if self.max_calls and self.calls >= self.max_calls:
-            SHED.labels("calls").inc()
-            raise ResourceExhausted(
-                f"the server is serving its maximum of {self.max_calls} calls; retry later",
-                subject="server:concurrent_calls",
-                retry_after_s=self.retry_after_s,
-                reason=SHED_REASON,
-            )
+            raise self._shed("calls", f"is serving its maximum of {self.max_calls} calls", "concurrent_calls")
         self.calls += 1
         ADMITTED.set(self.calls)
 
@@ -70,13 +74,7 @@ class Admission:
     def hold(self, size: int) -> None:
         """Count ``size`` request bytes against the budget, or raise RESOURCE_EXHAUSTED."""
         if self.max_bytes and self.bytes + size > self.max_bytes and self.bytes > 0:
-            SHED.labels("bytes").inc()
-            raise ResourceExhausted(
-                f"the server holds its maximum of {self.max_bytes} request bytes; retry later",
-                subject="server:request_bytes",
-                retry_after_s=self.retry_after_s,
-                reason=SHED_REASON,
-            )
+            raise self._shed("bytes", f"holds its maximum of {self.max_bytes} request bytes", "request_bytes")
         self.bytes += size
         BYTES_HELD.set(self.bytes)
 

@@ -12,15 +12,15 @@ is optional; both can be on together.
 from __future__ import annotations
 
 import hmac
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import Any
 
 import grpc
 import grpc.aio
 
 from shared.errors import Unauthenticated
-from shared.grpc_types import Context, Handler, Req, Resp
+from shared.grpc_types import Context, Handler
 from shared.interceptors import HandlerInterceptor
 
 TOKEN_KEY = "x-lumen-backend-token"
@@ -59,10 +59,6 @@ def server_interceptors(token_file: str) -> list[grpc.aio.ServerInterceptor]:
     return [BackendTokenInterceptor(read_token(token_file))] if token_file else []
 
 
-# A client stream's requests, as grpc.aio takes them.
-Requests: TypeAlias = AsyncIterable[Req] | Iterable[Req]
-
-
 class _WithToken(
     grpc.aio.UnaryUnaryClientInterceptor,
     grpc.aio.UnaryStreamClientInterceptor,
@@ -81,40 +77,18 @@ class _WithToken(
             details.method, details.timeout, metadata, details.credentials, details.wait_for_ready
         )
 
-    async def intercept_unary_unary(
-        self,
-        continuation: Callable[[grpc.aio.ClientCallDetails, Req], Awaitable[grpc.aio.UnaryUnaryCall[Req, Resp]]],
-        client_call_details: grpc.aio.ClientCallDetails,
-        request: Req,
-    ) -> grpc.aio.UnaryUnaryCall[Req, Resp]:
+    # The four call kinds differ only in their types: the request (unary) or the request iterator (stream) passes
+    # through as it came, on the details with the token added.
+    async def intercept_unary_unary(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
         return await continuation(self._details(client_call_details), request)
 
-    async def intercept_unary_stream(
-        self,
-        continuation: Callable[[grpc.aio.ClientCallDetails, Req], Awaitable[grpc.aio.UnaryStreamCall[Req, Resp]]],
-        client_call_details: grpc.aio.ClientCallDetails,
-        request: Req,
-    ) -> grpc.aio.UnaryStreamCall[Req, Resp]:
+    async def intercept_unary_stream(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
         return await continuation(self._details(client_call_details), request)
 
-    async def intercept_stream_unary(
-        self,
-        continuation: Callable[
-            [grpc.aio.ClientCallDetails, Requests[Req]], Awaitable[grpc.aio.StreamUnaryCall[Req, Resp]]
-        ],
-        client_call_details: grpc.aio.ClientCallDetails,
-        request_iterator: Requests[Req],
-    ) -> grpc.aio.StreamUnaryCall[Req, Resp]:
+    async def intercept_stream_unary(self, continuation: Any, client_call_details: Any, request_iterator: Any) -> Any:
         return await continuation(self._details(client_call_details), request_iterator)
 
-    async def intercept_stream_stream(
-        self,
-        continuation: Callable[
-            [grpc.aio.ClientCallDetails, Requests[Req]], Awaitable[grpc.aio.StreamStreamCall[Req, Resp]]
-        ],
-        client_call_details: grpc.aio.ClientCallDetails,
-        request_iterator: Requests[Req],
-    ) -> grpc.aio.StreamStreamCall[Req, Resp]:
+    async def intercept_stream_stream(self, continuation: Any, client_call_details: Any, request_iterator: Any) -> Any:
         return await continuation(self._details(client_call_details), request_iterator)
 
 

@@ -66,10 +66,22 @@ class _Call:
         self.span = tracing.server_span(method, context.invocation_metadata())
         metrics.RPC_IN_FLIGHT.inc()
 
-    async def admit(self) -> None:
-        """Take the call's place in the server (raises ResourceExhausted when it is full)."""
-        await self.admission.enter_or_undo()
+    async def __aenter__(self) -> _Call:
+        """Take the call's place in the server; when it is full, the call fails (RESOURCE_EXHAUSTED) and closes."""
+        try:
+            await self.admission.enter_or_undo()
+        except BaseException as exc:
+            await self.__aexit__(type(exc), exc, exc.__traceback__)  # raises: __aexit__ is not run when this fails
         self.admitted = True
+        return self
+
+    async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        """Any exception becomes the call's status (fail raises); the books close either way."""
+        try:
+            if exc is not None:
+                await self.fail(exc)
+        finally:
+            self.finish()
 
     async def fail(self, exc: BaseException) -> None:
         """Turn ``exc`` into the call's status; always raises."""
@@ -112,16 +124,10 @@ def _wrap_unary(
     method: str, behavior: Callable[..., Awaitable[Any]], admission: Admission
 ) -> Callable[..., Awaitable[Any]]:
     async def wrapped(request_or_iterator: Any, context: Context) -> Any:
-        call = _Call(method, context, admission)
-        try:
-            await call.admit()
+        async with _Call(method, context, admission) as call:
             response = await behavior(request_or_iterator, context)
             call.ok(usage_of(response))
             return response
-        except BaseException as exc:
-            await call.fail(exc)
-        finally:
-            call.finish()
 
     return wrapped
 
@@ -130,9 +136,7 @@ def _wrap_streaming(
     method: str, behavior: Callable[..., Any], admission: Admission
 ) -> Callable[..., AsyncIterator[Any]]:
     async def wrapped(request_or_iterator: Any, context: Context) -> AsyncIterator[Any]:
-        call = _Call(method, context, admission)
-        try:
-            await call.admit()
+        async with _Call(method, context, admission) as call:
             result = behavior(request_or_iterator, context)
             total = common_pb2.Usage()
             if inspect.isasyncgen(result):
@@ -146,10 +150,6 @@ def _wrap_streaming(
             else:  # a coroutine that writes with context.write()
                 await result
             call.ok(total)
-        except BaseException as exc:
-            await call.fail(exc)
-        finally:
-            call.finish()
 
     return wrapped
 

@@ -137,13 +137,31 @@ class Model(ABC):
 
 
 class BatchedModel(Model):
-    """List in, one result per item out; served through its own dynamic batcher."""
+    """List in, one result per item out; served through its own dynamic batcher.
+
+    A runtime whose per-item work needs no model (decoding, resizing) overrides
+    ``prepare`` and ``predict_prepared``: the service then runs ``prepare`` in the
+    caller's executor, overlapping with the batch on the model's thread, which only
+    runs ``predict_prepared``. ``predict`` stays the whole thing (warm-up, benchmarks)."""
 
     kind = Kind.BATCHED
 
     @abstractmethod
     def predict(self, batch: list[Any]) -> Sequence[Any]:
-        """One result per input, in order. Called by the model's dynamic batcher."""
+        """One result per input, in order."""
+
+    def prepare(self, items: Sequence[Any]) -> list[Any]:
+        """Per-item work off the model's thread; the default passes items through."""
+        return list(items)
+
+    def predict_prepared(self, batch: list[Any]) -> Sequence[Any]:
+        """``predict`` of prepared items; what the model's dynamic batcher calls."""
+        return self.predict(batch)
+
+    @property
+    def prepares(self) -> bool:
+        """Whether this runtime has a ``prepare`` step worth a thread hop."""
+        return type(self).prepare is not BatchedModel.prepare
 
 
 class GenerativeModel(Model):

@@ -17,6 +17,9 @@ OFFLINE_ENV = {
     "HF_DATASETS_OFFLINE": "1",
     "TOKENIZERS_PARALLELISM": "false",
     "TF_CPP_MIN_LOG_LEVEL": "2",
+    # libgomp's idle threads sleep instead of spinning for ~0.3 s after each parallel region:
+    # a spinning worker burns the core the server's event loop (or a co-located process) needs.
+    "OMP_WAIT_POLICY": "PASSIVE",
 }
 
 

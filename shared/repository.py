@@ -167,7 +167,12 @@ class ModelRepository:
                 return entry
             entry.model = model
             if isinstance(model, BatchedModel):
-                entry.batcher = DynamicBatcher(name, model.predict, config.batching)
+                entry.batcher = DynamicBatcher(
+                    name,
+                    model.predict_prepared,
+                    config.batching,
+                    prepare=model.prepare if model.prepares else None,
+                )
                 entry.batcher.start()
             entry.state = State.READY
             self._entries[name] = entry  # swap in: new calls go to the new model

@@ -17,7 +17,7 @@ import signal
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 import grpc.aio
@@ -30,7 +30,7 @@ from shared.admission import Admission
 from shared.decoding import ParseInterceptor
 from shared.health import HealthServicer
 from shared.interceptors import ServerInterceptor
-from shared.settings import ServerSettings
+from shared.settings import ServerSettings, load
 
 log = logging.getLogger(__name__)
 
@@ -185,3 +185,13 @@ def serve_forever(settings: ServerSettings, start: Callable[[], Awaitable[Servic
         await run_until_signal(service.server, settings.grace_period_s, on_stop=service.release)
 
     asyncio.run(serve())
+
+
+S = TypeVar("S", bound=ServerSettings)
+
+
+def run_process(name: str, settings_cls: type[S], start: Callable[[S], Awaitable[Service]]) -> None:
+    """The ``main()`` of a server process: its settings from LUMEN_<NAME>_*, logging and tracing, then serve."""
+    settings = load(settings_cls, f"LUMEN_{name.upper()}")
+    configure_process(name, settings)
+    serve_forever(settings, lambda: start(settings))

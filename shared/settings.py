@@ -30,6 +30,16 @@ def setting(default: Any, doc: str) -> Any:
     return dataclasses.field(default=default, metadata={"doc": doc})
 
 
+def database_url(stored: str, folder_field: str) -> Any:
+    """The ``database_url`` field of a service that keeps ``stored`` in SQLite under ``folder_field`` unless
+    it names a PostgreSQL database (the embeddings' collections, vision's face galleries)."""
+    return setting(
+        "",
+        f"postgresql://... to keep {stored} in PostgreSQL, shared by every replica (from a Secret); "
+        f"empty keeps them in SQLite under {folder_field} (one replica).",
+    )
+
+
 def _parse(raw: str, kind: Any, name: str) -> Any:
     origin = typing.get_origin(kind)
     if origin in (typing.Union, types.UnionType):

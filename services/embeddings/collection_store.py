@@ -75,6 +75,10 @@ class NewDocument:
     metadata: dict[str, Scalar]
     vector: np.ndarray
 
+    def row(self, cid: int) -> tuple[int, str, str, str, bytes]:
+        """The document's (cid, id, text, metadata, vector) columns, as both stores write them."""
+        return cid, self.id, self.text, json.dumps(self.metadata, sort_keys=True), self.vector.astype("<f4").tobytes()
+
 
 def check_upsert(collection: Collection, documents: list[NewDocument], limits: CollectionLimits) -> None:
     limits.check(collection, {d.id: document_bytes(d.text, d.metadata, collection.dimension) for d in documents})
@@ -191,13 +195,7 @@ class CollectionStore:
                 # REPLACE deletes the old row and inserts a new one with a fresh key.
                 cursor = db.execute(
                     "INSERT OR REPLACE INTO documents (cid, id, text, metadata, vector) VALUES (?, ?, ?, ?, ?)",
-                    (
-                        collection.cid,
-                        doc.id,
-                        doc.text,
-                        json.dumps(doc.metadata, sort_keys=True),
-                        doc.vector.astype("<f4").tobytes(),
-                    ),
+                    doc.row(collection.cid),
                 )
                 stored.append(StoredDocument(int(cursor.lastrowid or 0), doc.id, doc.text, doc.metadata))
         vectors = np.stack([doc.vector for doc in documents]).astype(np.float32, copy=False)

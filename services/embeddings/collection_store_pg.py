@@ -270,17 +270,7 @@ class PostgresCollectionStore:
         )
         tx.executemany(
             "INSERT INTO documents (cid, id, text, metadata, vector, version) VALUES (?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    collection.cid,
-                    d.id,
-                    d.text,
-                    json.dumps(d.metadata, sort_keys=True),
-                    d.vector.astype("<f4").tobytes(),
-                    version,
-                )
-                for d in documents
-            ],
+            [(*d.row(collection.cid), version) for d in documents],
         )
 
     async def delete(self, collection: Collection, ids: list[str]) -> int:

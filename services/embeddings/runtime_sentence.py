@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -27,6 +28,9 @@ class SentenceTransformerModel(BatchedModel):
         self._st.eval()
         self.dimension = int(self._st.get_embedding_dimension())
         self.max_seq_length = int(self._st.max_seq_length)
+        # A fast tokenizer's call sets its truncation and padding state: two threads at once (two
+        # instances, or token_counts beside a batch) fail with "Already borrowed". Forward passes overlap.
+        self._tokenizing = threading.Lock()
 
     def warm(self) -> None:
         self.predict(["warm-up sentence"] * min(8, self.config.batching.max_batch_size))
@@ -34,7 +38,8 @@ class SentenceTransformerModel(BatchedModel):
     def _features(self, texts: list[str]) -> dict:
         # One tokenizer pass, padded and truncated to max_seq_length, as encode() does.
         prepare = getattr(self._st, "preprocess", None) or self._st.tokenize
-        return prepare(texts)
+        with self._tokenizing:
+            return prepare(texts)
 
     def predict(self, batch: list[str]) -> Sequence[Embedded]:
         import torch
@@ -49,7 +54,8 @@ class SentenceTransformerModel(BatchedModel):
 
     def token_counts(self, texts: Sequence[str]) -> list[int]:
         """Tokens of each text before truncation (special tokens included)."""
-        encoded = self._st.tokenizer(list(texts), add_special_tokens=True, truncation=False)["input_ids"]
+        with self._tokenizing:
+            encoded = self._st.tokenizer(list(texts), add_special_tokens=True, truncation=False)["input_ids"]
         return [len(ids) for ids in encoded]
 
     def unload(self) -> None:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import grpc
 
 from lumen.common.v1 import common_pb2
 from lumen.embeddings.v1 import embeddings_pb2 as pb
 from lumen.embeddings.v1 import embeddings_pb2_grpc as pb_grpc
-from services.embeddings.embedder import Embedder
+from services.embeddings.embedder import Embedder, Embeddings
 from shared.errors import InvalidArgument
 from shared.repository_servicer import model_info
 from shared.vectors import to_proto
@@ -24,15 +24,22 @@ class EmbeddingServicer(pb_grpc.EmbeddingServiceServicer):
         self.embedder = embedder
         self.service = embedder.repository.service
 
-    async def Embed(self, request: pb.EmbedRequest, context: grpc.aio.ServicerContext) -> pb.EmbedResponse:
-        result = await self.embedder.embed(
-            list(request.texts),
-            request.model.name,
-            request.model.version,
-            normalize=request.normalize,
-            truncate=_truncate(request.truncation),
+    async def _embed(
+        self, texts: Sequence[str], options: pb.EmbedRequest | pb.EmbedStreamRequest, field: str = "texts"
+    ) -> Embeddings:
+        """A caller's texts embedded as ``options`` (a request, or a stream's first chunk) asks."""
+        return await self.embedder.embed(
+            list(texts),
+            options.model.name,
+            options.model.version,
+            normalize=options.normalize,
+            truncate=_truncate(options.truncation),
+            field=field,
             bounded=True,
         )
+
+    async def Embed(self, request: pb.EmbedRequest, context: grpc.aio.ServicerContext) -> pb.EmbedResponse:
+        result = await self._embed(request.texts, request)
         return pb.EmbedResponse(
             embeddings=[to_proto(v, request.encoding) for v in result.vectors],
             model=model_info(result.entry, self.service),
@@ -50,15 +57,7 @@ class EmbeddingServicer(pb_grpc.EmbeddingServiceServicer):
         index = 0
         async for chunk in request_iterator:
             first = first or chunk
-            result = await self.embedder.embed(
-                list(chunk.texts),
-                first.model.name,
-                first.model.version,
-                normalize=first.normalize,
-                truncate=_truncate(first.truncation),
-                field=f"chunk[{index}].texts",
-                bounded=True,
-            )
+            result = await self._embed(chunk.texts, first, f"chunk[{index}].texts")
             yield pb.EmbedStreamResponse(
                 chunk_index=index,
                 offset=offset,

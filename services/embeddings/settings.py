@@ -7,7 +7,7 @@ from pathlib import Path
 
 from services.embeddings.collection import CollectionLimits
 from shared.model_service import ROOT
-from shared.settings import ModelServerSettings, setting
+from shared.settings import ModelServerSettings, database_url, setting
 
 
 @dataclass
@@ -27,11 +27,7 @@ class EmbeddingsSettings(ModelServerSettings):
     collections_dir: str = setting(
         "", "Folder of the collections database (SQLite, WAL). Empty uses var/collections under the repo root."
     )
-    database_url: str = setting(
-        "",
-        "postgresql://... to keep collections in PostgreSQL, shared by every replica (from a Secret); "
-        "empty keeps them in SQLite under collections_dir (one replica).",
-    )
+    database_url: str = database_url("collections", "collections_dir")
     max_collections: int = setting(1000, "Most collections; creating one more is RESOURCE_EXHAUSTED.")
     max_collection_documents: int = setting(
         200_000, "Most documents in one collection (all are held in memory); past it RESOURCE_EXHAUSTED."

@@ -2,9 +2,10 @@
 generated, left-aligned with padding, so that one forward pass advances them all
 (TGI's ``Batch.concatenate`` / ``Batch.filter`` on a transformers DynamicCache).
 
-- A new sequence is prefilled alone (batch 1, no padding: its first token is
-  exactly what it would be alone), then joins: the shorter side is padded on
-  the left with masked zeros and the caches are concatenated on the batch axis.
+- Sequences that arrive together are prefilled together, in one forward pass
+  (prompts left-padded, the padding masked, each row's own position ids), then
+  join: the shorter side is padded on the left with masked zeros and the caches
+  are concatenated on the batch axis (one concatenation per arrival, not per sequence).
 - A decode step feeds every row's last token with its own position id and an
   attention mask that hides the padding, so each row attends to its own tokens only.
 - A finished or cancelled sequence leaves at once (its rows are selected away)
@@ -46,13 +47,14 @@ class DecodeBatch:
             layer.keys = layer.keys.index_select(0, index)[:, :, start:]
             layer.values = layer.values.index_select(0, index)[:, :, start:]
 
-    def join(self, row: Any, cache: Any, length: int) -> None:
-        """Add one prefilled sequence (its batch-1 cache of ``length`` tokens)."""
-        mask = torch.ones(1, length, dtype=torch.long, device=cache.layers[0].keys.device)
+    def join(self, rows: list[Any], cache: Any, mask: torch.Tensor) -> None:
+        """Add prefilled sequences: their cache [n, heads, L, head_dim] and left-padded mask [n, L]."""
+        positions = mask.sum(dim=1).tolist()
         if self.cache is None:
-            self.rows, self.cache, self.mask, self.positions = [row], cache, mask, [length]
+            self.rows, self.cache, self.mask, self.positions = list(rows), cache, mask, positions
             return
         width = self.mask.shape[1]
+        length = mask.shape[1]
         pad_new, pad_old = max(0, width - length), max(0, length - width)
         self.mask = torch.cat(
             [_pad_left(self.mask, pad_old, dim=1), _pad_left(mask, pad_new, dim=1)],
@@ -63,8 +65,8 @@ class DecodeBatch:
             old.values = torch.cat(
                 [_pad_left(old.values, pad_old, dim=2), _pad_left(new.values, pad_new, dim=2)], dim=0
             )
-        self.rows.append(row)
-        self.positions.append(length)
+        self.rows.extend(rows)
+        self.positions.extend(positions)
 
     def forward(self, model: Any, last_tokens: list[int]) -> torch.Tensor:
         """One step of every row: (B, vocab) float32 logits of the next token."""

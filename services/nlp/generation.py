@@ -56,6 +56,18 @@ class Prepared:
 
 
 @dataclass(frozen=True)
+class TransformInput:
+    """A checked TransformText request, as both text-to-text paths read it."""
+
+    task: str
+    texts: list[str]
+    params: DecodingRequest
+    instruction: str = ""
+    source: str = ""  # language codes, "" when not given
+    target: str = ""
+
+
+@dataclass(frozen=True)
 class TransformAnswer:
     results: list[Result[Transformed]]
     input_tokens: int
@@ -173,36 +185,27 @@ class Generation:
             default=self.settings.default_generator,
         ) as lease:
             checked = check_each_text(texts, "texts", self.settings.max_text_chars)
+            request = TransformInput(task, texts, params, instruction, source, target)
             model = lease.model
             if isinstance(model, Seq2SeqModel):
-                return await self._seq2seq(
-                    lease.entry, model, checked, texts, task, instruction, source, target, params
-                )
+                return await self._seq2seq(lease.entry, model, checked, request)
             if not isinstance(model, ScheduledGenerator):
                 raise InvalidArgument("model.name", f"{lease.entry.config.name!r} has no text-to-text generation")
-            return await self._instructed(lease, model, checked, texts, task, instruction, source, target, params)
+            return await self._instructed(lease, model, checked, request)
 
     async def _instructed(
-        self,
-        lease: Lease[GenerativeModel],
-        model: ScheduledGenerator,
-        checked: Checked,
-        texts: list[str],
-        task: str,
-        instruction: str,
-        source: str,
-        target: str,
-        params: DecodingRequest,
+        self, lease: Lease[GenerativeModel], model: ScheduledGenerator, checked: Checked, request: TransformInput
     ) -> TransformAnswer:
         """Text-to-text by the instruct model: one scheduled generation per text."""
         if not model.has_chat_template:
             raise InvalidArgument("model", f"{model.config.name!r} has no chat template to drive with instructions")
-        decoding = self._decoding(model, params)
+        decoding = self._decoding(model, request.params)
         errors = dict(checked.errors)
         jobs: dict[int, GenerationJob] = {}
+        r = request
         for i in checked.valid:
             ids = await asyncio.to_thread(
-                model.encode_chat, instruct_messages(task, texts[i], instruction, source, target)
+                model.encode_chat, instruct_messages(r.task, r.texts[i], r.instruction, r.source, r.target)
             )
             if model.room(len(ids)) <= 0:
                 errors[i] = InvalidArgument(
@@ -223,29 +226,22 @@ class Generation:
                     by_index[i].text, by_index[i].finish_reason, by_index[i].stop_sequence, by_index[i].output_tokens
                 )
             )
-            for i in range(len(texts))
+            for i in range(len(request.texts))
         ]
         return TransformAnswer(
             results, sum(r.prompt_tokens for r in done), sum(r.output_tokens for r in done), lease.entry
         )
 
     async def _seq2seq(
-        self,
-        entry: Entry,
-        model: Seq2SeqModel,
-        checked: Checked,
-        texts: list[str],
-        task: str,
-        instruction: str,
-        source: str,
-        target: str,
-        params: DecodingRequest,
+        self, entry: Entry, model: Seq2SeqModel, checked: Checked, request: TransformInput
     ) -> TransformAnswer:
-        decoding = self._decoding(model, params)
+        decoding = self._decoding(model, request.params)
         errors: dict[int, LumenError] = dict(checked.errors)
         inputs: dict[int, list[int]] = {}
+        r = request
         for i in checked.valid:
-            ids = await asyncio.to_thread(model.encode, model.render(task, texts[i], instruction, source, target))
+            text = model.render(r.task, r.texts[i], r.instruction, r.source, r.target)
+            ids = await asyncio.to_thread(model.encode, text)
             if len(ids) > model.context_length:
                 errors[i] = InvalidArgument(
                     f"texts[{i}]", f"is {len(ids)} tokens; the model reads at most {model.context_length}"
@@ -259,7 +255,7 @@ class Generation:
             )
         by_index = dict(zip(inputs, outputs, strict=True))
         results: list[Result[Transformed]] = [
-            Result.failed(errors[i]) if i in errors else Result.of(by_index[i]) for i in range(len(texts))
+            Result.failed(errors[i]) if i in errors else Result.of(by_index[i]) for i in range(len(request.texts))
         ]
         return TransformAnswer(
             results, sum(len(ids) for ids in inputs.values()), sum(o.output_tokens for o in outputs), entry

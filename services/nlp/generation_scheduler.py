@@ -172,6 +172,12 @@ class GenerationScheduler:
             self._waiting.append(job)
             self._wakeup.notify()
 
+    def resize(self, max_active: int) -> None:
+        """Change how many generations may run at once; waiting ones are admitted at the next step."""
+        with self._wakeup:
+            self.max_active = max_active
+            self._wakeup.notify()
+
     def run_sync(self, job: GenerationJob) -> GenerationResult:
         """Generate on the calling thread's behalf and wait (warm-up, set-up)."""
         self.submit(job)

@@ -4,7 +4,7 @@ safetensors by the set-up (see setup_models).
 
 Decoding is our own loop over the model's forward pass with a KV cache, run
 by a GenerationScheduler (continuous batching): each step prefills the
-newcomers alone, then advances every running sequence in one batched forward
+newcomers together in one left-padded, masked pass, then advances every running sequence in one batched forward
 pass over a left-padded, masked cache (decode_batch). Per sequence it does what
 ``generate()`` does (logits of the last position, Hugging Face's warpers,
 argmax or one multinomial draw from the sequence's own generator), so greedy
@@ -77,27 +77,41 @@ class CausalLM(TokenizerModel, ScheduledGenerator):
         with torch.inference_mode():
             batch.keep({id(job) for job in jobs})  # finished and cancelled sequences leave the batch
             running = list(batch.rows)
-            # Newcomers first, so their first token goes out before this step's decode; they join after it.
-            joining = [(job, self._prefill(job)) for job in jobs if job.state is None]
+            newcomers = [job for job in jobs if job.state is None]
+            # Newcomers first, all in one pass, so their first tokens go out before this step's decode.
+            joining = self._prefill(newcomers) if newcomers else None
             if running:
                 logits = batch.forward(self.model, [job.generated[-1] for job in running])
-                greedy = torch.argmax(logits, dim=-1).tolist()
-                for i, job in enumerate(running):
-                    chooser = job.state
-                    job.accept(greedy[i] if chooser.params.greedy else chooser.choose(None, logits[i : i + 1]))
-            for job, cache in joining:
-                if not job.done.is_set():
-                    batch.join(job, cache, len(job.prompt_ids))
+                self._choose(running, logits)
+            if joining is not None:
+                batch.join(newcomers, *joining)
+                if any(job.done.is_set() for job in newcomers):  # done at their first token: they leave now
+                    batch.keep({id(job) for job in batch.rows if not job.done.is_set()})
 
-    def _prefill(self, job: GenerationJob) -> Any:
-        """The prompt alone (batch 1, no padding): the first token, and the cache to join the batch with."""
+    def _prefill(self, jobs: list[GenerationJob]) -> tuple[Any, Any]:
+        """The prompts in one forward pass (left-padded, masked, own positions): each job's first
+        token, and the cache and mask to join the batch with. Alone, a prompt has no padding."""
         torch = self._torch
-        chooser = TokenChooser(job.sampling, self.device)
-        ids = torch.tensor([job.prompt_ids], device=self.device)
-        out = self.model(input_ids=ids, use_cache=True, logits_to_keep=1)
-        job.state = chooser
-        job.accept(chooser.choose(None, out.logits[:, -1].to(dtype=torch.float32)))
-        return out.cache
+        width = max(len(job.prompt_ids) for job in jobs)
+        ids = torch.zeros(len(jobs), width, dtype=torch.long, device=self.device)
+        mask = torch.zeros(len(jobs), width, dtype=torch.long, device=self.device)
+        for row, job in enumerate(jobs):
+            n = len(job.prompt_ids)
+            ids[row, width - n :] = torch.tensor(job.prompt_ids, device=self.device)
+            mask[row, width - n :] = 1
+        positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1)
+        for job in jobs:
+            job.state = TokenChooser(job.sampling, self.device)
+        self._choose(jobs, out.logits[:, -1].to(dtype=torch.float32))
+        return out.cache, mask
+
+    def _choose(self, jobs: list[GenerationJob], logits: Any) -> None:
+        """Each job's next token from its row of (len(jobs), vocab) float32 logits, by its own chooser."""
+        greedy = self._torch.argmax(logits, dim=-1).tolist()
+        for i, job in enumerate(jobs):
+            chooser = job.state
+            job.accept(greedy[i] if chooser.params.greedy else chooser.choose(None, logits[i : i + 1]))
 
     def unload(self) -> None:
         self.scheduler.close()

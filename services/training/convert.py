@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 from google.protobuf import timestamp_pb2
 from google.rpc import status_pb2
 
@@ -10,6 +13,8 @@ from services.training.recipes.base import Recipe
 from services.training.records import DatasetRecord, JobRecord
 from shared import pages
 from shared.errors import InvalidArgument
+
+R = TypeVar("R")  # a store row
 
 
 def _time(seconds: float | None) -> timestamp_pb2.Timestamp | None:
@@ -101,3 +106,13 @@ def next_page_token(seqs: list[int], limit: int, query: str = "") -> str:
     """Token after the page of ``limit`` records whose sequence numbers are ``seqs`` (one more was asked for,
     to know whether another page follows); "" on the last page."""
     return pages.token(str(seqs[limit - 1]), query) if len(seqs) > limit else ""
+
+
+def listed(
+    request: Any, fetch: Callable[[int, int], list[R]], seq: Callable[[R], int], query: str = ""
+) -> tuple[list[R], str]:
+    """One page of a List call and its next_page_token: ``fetch(before_seq, limit)`` reads the store newest
+    first, one row more than the page to know whether another follows; ``seq`` is a row's sequence number."""
+    limit, before = page(request.page_size, request.page_token, query)
+    rows = fetch(before, limit + 1)
+    return rows[:limit], next_page_token([seq(r) for r in rows], limit, query)

@@ -22,8 +22,7 @@ from services.training.settings import TrainingSettings
 from services.training.store import SqliteStore
 from shared import device as devices
 from shared.backend_token import server_interceptors
-from shared.server import Registration, Service, configure_process, create_server, serve_forever
-from shared.settings import load
+from shared.server import Registration, Service, create_server, run_process
 
 logger = logging.getLogger(__name__)
 SERVICES = training_pb2.DESCRIPTOR.services_by_name
@@ -82,9 +81,7 @@ async def start(settings: TrainingSettings, job_api: JobApi | None = None) -> Tr
 
 
 def main() -> None:
-    settings = load(TrainingSettings, "LUMEN_TRAINING")
-    configure_process("training", settings)
-    serve_forever(settings, lambda: start(settings))
+    run_process("training", TrainingSettings, start)
 
 
 if __name__ == "__main__":

@@ -40,12 +40,8 @@ class DatasetServicer(training_pb2_grpc.DatasetServiceServicer):
     async def ListDatasets(
         self, request: training_pb2.ListDatasetsRequest, context: grpc.aio.ServicerContext
     ) -> training_pb2.ListDatasetsResponse:
-        limit, before = convert.page(request.page_size, request.page_token)
-        rows = self.datasets.store.list_datasets(before, limit + 1)
-        return training_pb2.ListDatasetsResponse(
-            datasets=[convert.dataset(r) for _, r in rows[:limit]],
-            next_page_token=convert.next_page_token([seq for seq, _ in rows], limit),
-        )
+        rows, token = convert.listed(request, self.datasets.store.list_datasets, lambda row: row[0])
+        return training_pb2.ListDatasetsResponse(datasets=[convert.dataset(r) for _, r in rows], next_page_token=token)
 
     async def DeleteDataset(
         self, request: training_pb2.DeleteDatasetRequest, context: grpc.aio.ServicerContext
@@ -86,12 +82,11 @@ class TrainingServicer(training_pb2_grpc.TrainingServiceServicer):
         if request.state not in training_pb2.JobState.values():
             raise InvalidArgument("state", f"unknown job state {request.state}")
         state = training_pb2.JobState.Name(request.state).removeprefix("JOB_STATE_") if request.state else ""
-        limit, before = convert.page(request.page_size, request.page_token, f"state={state}")
-        jobs = self.jobs.store.list_jobs(state, before, limit + 1)
-        return training_pb2.ListTrainingJobsResponse(
-            jobs=[convert.job(j) for j in jobs[:limit]],
-            next_page_token=convert.next_page_token([j.seq for j in jobs], limit, f"state={state}"),
+        store = self.jobs.store
+        jobs, token = convert.listed(
+            request, lambda before, n: store.list_jobs(state, before, n), lambda j: j.seq, f"state={state}"
         )
+        return training_pb2.ListTrainingJobsResponse(jobs=[convert.job(j) for j in jobs], next_page_token=token)
 
     async def CancelTrainingJob(
         self, request: training_pb2.CancelTrainingJobRequest, context: grpc.aio.ServicerContext

@@ -8,6 +8,7 @@ batcher in one submission, and returns one outcome per input image.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -48,6 +49,14 @@ class OnImage(Generic[T]):
 
 
 Outcome = Result[OnImage[T]]  # one input image's answer, or why it was not processed
+
+
+@dataclass(frozen=True)
+class Detect:
+    """A detection call's options as the request gives them (the analyzer checks them)."""
+
+    score_threshold: float | None
+    max_results: int
 
 
 @dataclass(frozen=True)
@@ -132,43 +141,40 @@ class ImageAnalyzer:
                 lambda p: top_labels(p, labels, k, threshold),
             )
 
-    async def detect_objects(
+    async def _detect(
         self,
         images: Sequence[common_pb2.Image],
-        model: str = "",
-        version: str = "",
-        score_threshold: float | None = None,
-        max_results: int = 0,
+        name: str,
+        version: str,
+        task: str,
+        options: Detect,
+        item: Callable[[Decoded], Any],
+        keep: Callable[[Any, float, int], T],
+    ) -> Analysis[T]:
+        """A detector's call: options checked, the images through the held model at the detectors' pixel
+        budget, ``keep`` (what was found, threshold, limit) of each answer."""
+        threshold = unit_interval(options.score_threshold, "score_threshold", DEFAULT_SCORE_THRESHOLD)
+        limit = count_option(options.max_results, "max_results", DEFAULT_MAX_RESULTS, MAX_RESULTS)
+        with self.model(name, version, task) as lease:
+
+            def finish(found: Any) -> T:
+                return keep(found, threshold, limit)
+
+            return await self.run(lease, images, self.settings.max_images, item, finish, self.detect_limits)
+
+    async def detect_objects(
+        self, images: Sequence[common_pb2.Image], model: str, version: str, options: Detect
     ) -> Analysis[list[Detection]]:
-        threshold = unit_interval(score_threshold, "score_threshold", DEFAULT_SCORE_THRESHOLD)
-        limit = count_option(max_results, "max_results", DEFAULT_MAX_RESULTS, MAX_RESULTS)
-        with self.model(model, version, OBJECT_DETECTION) as lease:
-            return await self.run(
-                lease,
-                images,
-                self.settings.max_images,
-                lambda d: d,
-                lambda found: [d for d in found if d.score >= threshold][:limit],
-                self.detect_limits,
-            )
+        def keep(found: list[Detection], threshold: float, limit: int) -> list[Detection]:
+            return [d for d in found if d.score >= threshold][:limit]
+
+        return await self._detect(images, model, version, OBJECT_DETECTION, options, lambda d: d, keep)
 
     async def detect_faces(
-        self,
-        images: Sequence[common_pb2.Image],
-        model: str = "",
-        version: str = "",
-        score_threshold: float | None = None,
-        max_results: int = 0,
-        landmarks: bool = False,
+        self, images: Sequence[common_pb2.Image], model: str, version: str, options: Detect, landmarks: bool
     ) -> Analysis[list[FaceFound]]:
-        threshold = unit_interval(score_threshold, "score_threshold", DEFAULT_SCORE_THRESHOLD)
-        limit = count_option(max_results, "max_results", DEFAULT_MAX_RESULTS, MAX_RESULTS)
-        with self.model(model, version, FACE_DETECTION) as lease:
-            return await self.run(
-                lease,
-                images,
-                self.settings.max_images,
-                lambda d: FaceQuery(d, landmarks),
-                lambda faces: sorted((f for f in faces if f.score >= threshold), key=lambda f: -f.score)[:limit],
-                self.detect_limits,
-            )
+        def keep(found: list[FaceFound], threshold: float, limit: int) -> list[FaceFound]:
+            return sorted((f for f in found if f.score >= threshold), key=lambda f: -f.score)[:limit]  # best first
+
+        query = functools.partial(FaceQuery, landmarks=landmarks)
+        return await self._detect(images, model, version, FACE_DETECTION, options, query, keep)

@@ -9,8 +9,9 @@ from google.protobuf.message import Message
 
 from lumen.common.v1 import common_pb2
 from lumen.vision.v1 import vision_pb2 as pb
-from services.vision.analysis import Analysis
+from services.vision.analysis import Analysis, Detect
 from services.vision.results import Box, FaceFound
+from shared.repository_servicer import model_info
 from shared.results import item_messages
 
 T = TypeVar("T")
@@ -34,6 +35,11 @@ def usage(analysis: Analysis) -> common_pb2.Usage:
     return common_pb2.Usage(images=analysis.processed)
 
 
+def response(kind: Callable[..., P], analysis: Analysis, results: list[Any], service: str, **more: Any) -> P:
+    """A per-image RPC's response: ``results`` (one per image), the model that ran, the images it processed."""
+    return kind(results=results, model=model_info(analysis.entry, service), usage=usage(analysis), **more)
+
+
 def face(found: FaceFound) -> pb.Face:
     return pb.Face(
         box=box(found.box),
@@ -48,3 +54,8 @@ def face(found: FaceFound) -> pb.Face:
 def optional(message: Message, field: str) -> float | None:
     """The value of a proto3 ``optional`` scalar, None when unset."""
     return getattr(message, field) if message.HasField(field) else None
+
+
+def detect(request: pb.DetectObjectsRequest | pb.DetectFacesRequest) -> Detect:
+    """A detection request's options."""
+    return Detect(optional(request, "score_threshold"), request.max_results)

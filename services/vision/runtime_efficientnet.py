@@ -42,14 +42,20 @@ class EfficientNetLiteModel(BatchedModel):
     def warm(self) -> None:
         self.predict([Decoded(np.full((300, 400, 3), 128, np.uint8))])
 
-    def prepare(self, image: Decoded) -> np.ndarray:
-        """(3, size, size) float32, normalised."""
-        crop = resize_center_crop(image.pixels, self.image_size, self.crop_padding, self.resample)
-        return ((crop.astype(np.float32) - MEAN) / STD).transpose(2, 0, 1)
+    def prepare(self, items: Sequence[Decoded]) -> list[np.ndarray]:
+        """Each image as (3, size, size) float32, normalised (off the model's thread)."""
+        out = []
+        for image in items:
+            crop = resize_center_crop(image.pixels, self.image_size, self.crop_padding, self.resample)
+            out.append(((crop.astype(np.float32) - MEAN) / STD).transpose(2, 0, 1))
+        return out
 
     def predict(self, batch: list[Decoded]) -> Sequence[np.ndarray]:
+        return self.predict_prepared(self.prepare(batch))
+
+    def predict_prepared(self, batch: list[np.ndarray]) -> Sequence[np.ndarray]:
         torch = self._torch
-        inputs = torch.from_numpy(np.stack([self.prepare(image) for image in batch])).to(self.device)
+        inputs = torch.from_numpy(np.stack(batch)).to(self.device)
         with torch.inference_mode():
             probabilities = torch.softmax(self._net(inputs).float(), dim=-1).cpu().numpy()
         return list(probabilities)

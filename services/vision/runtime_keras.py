@@ -87,13 +87,20 @@ class KerasClassifier(BatchedModel):
     def warm(self) -> None:
         self.predict([Decoded(np.full((32, 32, 3), 128, np.uint8))])
 
-    def prepare(self, image: Decoded) -> np.ndarray:
-        pixels = resize_to(image.pixels, self.height, self.width, self.channels, self.resample)
-        return pixels.astype(np.float32) * self.scale + self.offset
+    def prepare(self, items: Sequence[Decoded]) -> list[np.ndarray]:
+        """Each image resized and scaled to the model's input (off the model's thread)."""
+        out = []
+        for image in items:
+            pixels = resize_to(image.pixels, self.height, self.width, self.channels, self.resample)
+            out.append(pixels.astype(np.float32) * self.scale + self.offset)
+        return out
 
     def predict(self, batch: list[Decoded]) -> Sequence[np.ndarray]:
+        return self.predict_prepared(self.prepare(batch))
+
+    def predict_prepared(self, batch: list[np.ndarray]) -> Sequence[np.ndarray]:
         tf = self._tf
-        inputs = np.stack([self.prepare(image) for image in batch])
+        inputs = np.stack(batch)
         with tf.device(tf_device(self.device)):
             outputs = np.asarray(self._serve(tf.constant(inputs)), dtype=np.float32)
         outputs = outputs.reshape(len(batch), -1)

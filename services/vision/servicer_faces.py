@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import grpc
 
 from lumen.common.v1 import common_pb2
 from lumen.vision.v1 import vision_pb2 as pb
 from lumen.vision.v1 import vision_pb2_grpc as pb_grpc
 from services.vision import convert
-from services.vision.faces import FaceRecognizer
+from services.vision.faces import FaceRecognizer, IdentifiedFace
 from services.vision.galleries import GalleryInfo, PersonInfo
 from shared.pages import page
 from shared.repository_servicer import model_info
@@ -16,18 +18,13 @@ from shared.results import item_messages
 from shared.vectors import to_proto
 
 
+# GalleryInfo and PersonInfo hold exactly the fields of their messages.
 def _gallery(info: GalleryInfo) -> pb.Gallery:
-    return pb.Gallery(
-        name=info.name,
-        model=info.model,
-        dimension=info.dimension,
-        person_count=info.person_count,
-        face_count=info.face_count,
-    )
+    return pb.Gallery(**dataclasses.asdict(info))
 
 
 def _person(info: PersonInfo) -> pb.Person:
-    return pb.Person(person_id=info.person_id, display_name=info.display_name, face_count=info.face_count)
+    return pb.Person(**dataclasses.asdict(info))
 
 
 class FaceRecognitionServicer(pb_grpc.FaceRecognitionServiceServicer):
@@ -46,20 +43,17 @@ class FaceRecognitionServicer(pb_grpc.FaceRecognitionServiceServicer):
             request.detector.version,
             request.max_faces,
         )
-        return pb.EmbedFacesResponse(
-            results=item_messages(
-                analysis.outcomes,
-                pb.ImageFaceEmbeddings,
-                lambda found: {
-                    "faces": [
-                        pb.FaceEmbedding(box=convert.box(f.box), embedding=to_proto(f.vector, request.encoding))
-                        for f in found.value
-                    ]
-                },
-            ),
-            model=model_info(analysis.entry, self.service),
-            usage=convert.usage(analysis),
+        results = item_messages(
+            analysis.outcomes,
+            pb.ImageFaceEmbeddings,
+            lambda found: {
+                "faces": [
+                    pb.FaceEmbedding(box=convert.box(f.box), embedding=to_proto(f.vector, request.encoding))
+                    for f in found.value
+                ]
+            },
         )
+        return convert.response(pb.EmbedFacesResponse, analysis, results, self.service)
 
     async def VerifyFaces(
         self, request: pb.VerifyFacesRequest, context: grpc.aio.ServicerContext
@@ -143,29 +137,18 @@ class FaceRecognitionServicer(pb_grpc.FaceRecognitionServiceServicer):
             request.max_faces,
         )
         analysis = result.analysis
-        return pb.IdentifyFacesResponse(
-            results=item_messages(
-                analysis.outcomes,
-                pb.FaceIdentification,
-                lambda found: {
-                    "faces": [
-                        pb.IdentifiedFace(
-                            box=convert.box(face.box),
-                            candidates=[
-                                pb.IdentityCandidate(
-                                    person_id=c.person_id,
-                                    display_name=c.display_name,
-                                    distance=c.distance,
-                                    match=c.distance <= result.threshold,
-                                )
-                                for c in face.candidates
-                            ],
-                        )
-                        for face in found.value
-                    ]
-                },
-            ),
-            threshold=result.threshold,
-            model=model_info(analysis.entry, self.service),
-            usage=convert.usage(analysis),
+        threshold = result.threshold
+
+        def identified(face: IdentifiedFace) -> pb.IdentifiedFace:
+            return pb.IdentifiedFace(
+                box=convert.box(face.box),
+                candidates=[
+                    pb.IdentityCandidate(**dataclasses.asdict(c), match=c.distance <= threshold)
+                    for c in face.candidates
+                ],
+            )
+
+        results = item_messages(
+            analysis.outcomes, pb.FaceIdentification, lambda found: {"faces": [identified(f) for f in found.value]}
         )
+        return convert.response(pb.IdentifyFacesResponse, analysis, results, self.service, threshold=threshold)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shared.settings import ModelServerSettings, setting
+from shared.settings import ModelServerSettings, database_url, setting
 
 
 @dataclass
@@ -33,8 +33,4 @@ class VisionSettings(ModelServerSettings):
     )
     max_images: int = setting(16, "Most images in one call of the detection and face RPCs.")
     galleries_dir: str = setting("", "Folder of the face-gallery database. Empty uses var/galleries.")
-    database_url: str = setting(
-        "",
-        "postgresql://... to keep face galleries in PostgreSQL, shared by every replica (from a Secret); "
-        "empty keeps them in SQLite under galleries_dir (one replica).",
-    )
+    database_url: str = database_url("face galleries", "galleries_dir")

@@ -250,6 +250,64 @@ async def test_concurrent_generations_share_steps_and_each_gets_its_own_greedy_o
     assert max(widths) > 1  # the generations really shared forward passes
 
 
+async def test_prompts_prefilled_together_cancelled_mid_batch_and_joined_late_each_equal_alone(
+    nlp_service, nlp_channel, reference_llm
+) -> None:
+    """Four prompts of very different lengths arrive together and are prefilled in one left-padded pass;
+    one of them, a stream, is cancelled while the others decode; a fifth joins the running batch.
+    Every greedy answer equals generate() alone, and the cancelled stream got a prefix of its own."""
+    scheduler = scheduler_of(nlp_service)
+    step = scheduler.step
+    newcomers: list[int] = []  # per step: how many jobs were prefilled in it
+
+    def recording(jobs) -> None:
+        newcomers.append(sum(job.state is None for job in jobs))
+        step(jobs)
+
+    long_prompt = "Here is a list of the planets of the solar system, with one fact about each of them: " * 3
+    prompts = {"Hi": 10, long_prompt: 8, "The capital of Italy is": 12, "def add(a, b):": 14}
+    cancelled_prompt, late_prompt = "Count from one to a thousand: one, two,", "Three colours:"
+    _, tokenizer = reference_llm
+    scheduler.step = recording
+    scheduler.resize(0)  # hold admission until every caller is waiting, so that they arrive together
+    try:
+        stub = pb_grpc.TextGenerationServiceStub(nlp_channel)
+        greedy = [
+            asyncio.ensure_future(
+                stub.Generate(pb.GenerateRequest(prompt=p, params=GEN(max_new_tokens=n, temperature=0.0)))
+            )
+            for p, n in prompts.items()
+        ]
+        stream = stub.GenerateStream(
+            pb.GenerateStreamRequest(prompt=cancelled_prompt, params=GEN(max_new_tokens=1000, temperature=0.0))
+        )
+        stream_started = asyncio.ensure_future(stream.read())
+        for _ in range(6000):  # bounded: at most about a minute
+            if scheduler.waiting == len(prompts) + 1:
+                break
+            await asyncio.sleep(0.01)
+        scheduler.resize(len(prompts) + 2)
+        received = [(await stream_started).text]
+        while len(received) < 3:  # the others are decoding with it
+            received.append((await stream.read()).text)
+        late = await stub.Generate(
+            pb.GenerateRequest(prompt=late_prompt, params=GEN(max_new_tokens=6, temperature=0.0))
+        )
+        stream.cancel()
+        answers = await asyncio.gather(*greedy)
+    finally:
+        scheduler.step = step
+        scheduler.resize(1)
+    assert newcomers[0] == len(prompts) + 1  # all prefilled in the first step, in one pass
+    assert 1 in newcomers[1:]  # the late one joined a running batch
+    for (prompt, n), answer in zip(prompts.items(), answers, strict=True):
+        want = reference(reference_llm, tokenizer(prompt)["input_ids"], n)
+        assert answer.text == text_of(reference_llm, want), prompt
+    assert late.text == text_of(reference_llm, reference(reference_llm, tokenizer(late_prompt)["input_ids"], 6))
+    own = text_of(reference_llm, reference(reference_llm, tokenizer(cancelled_prompt)["input_ids"], 24))
+    assert own.startswith("".join(received))
+
+
 async def test_transform_with_the_instruct_model_uses_its_prompt_template(nlp_channel, reference_llm) -> None:
     stub = pb_grpc.TextGenerationServiceStub(nlp_channel)
     text = "The meeting moved from Monday to Tuesday because the room was booked."

@@ -13,11 +13,12 @@ import io
 import json
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from lumen.training.v1 import training_pb2
-from services.training.recipes import data, keras_fit
+from services.training.recipes import data, hypers, keras_fit
 from services.training.recipes.base import Hyper, Recipe, TrainContext, TrainingFailed, TrainOutput
 
 RESAMPLE = "bilinear"
@@ -55,39 +56,22 @@ def train(ctx: TrainContext) -> TrainOutput:
     keras_fit.seed_everything(ctx.seed)
     filters = ctx.int("filters")
 
-    def build() -> keras.Model:
-        model = keras.Sequential(
-            [
-                keras.Input(shape=(size, size, channels)),
-                keras.layers.Conv2D(filters, 3, padding="same", activation="relu"),
-                keras.layers.Conv2D(filters * 2, 3, padding="same", activation="relu"),
-                keras.layers.MaxPooling2D(2),
-                keras.layers.Flatten(),
-                keras.layers.Dropout(ctx.hyper("dropout")),
-                keras.layers.Dense(len(classes), activation="softmax"),
-            ]
-        )
-        model.compile(
-            optimizer=keras.optimizers.Adam(ctx.hyper("learning_rate")),
-            loss="sparse_categorical_crossentropy",
-            metrics=["accuracy"],
-        )
-        return model
+    def body() -> list[Any]:
+        return [
+            keras.Input(shape=(size, size, channels)),
+            keras.layers.Conv2D(filters, 3, padding="same", activation="relu"),
+            keras.layers.Conv2D(filters * 2, 3, padding="same", activation="relu"),
+            keras.layers.MaxPooling2D(2),
+            keras.layers.Flatten(),
+        ]
 
-    model = keras_fit.fit(
-        ctx, build, x[train_idx], y[train_idx], ctx.int("epochs"), ctx.int("batch_size"), (x[test_idx], y[test_idx])
-    )
-    predicted = np.argmax(model(x[test_idx], training=False), axis=1)
+    model, predicted = keras_fit.fit_classifier(ctx, body, len(classes), x, y, (train_idx, test_idx))
     model.save(ctx.out_dir / "model.keras")
     (ctx.out_dir / "labels.json").write_text(json.dumps(classes) + "\n")
     return TrainOutput(
         framework="keras",
         parameters={"labels": "labels.json", "scale": SCALE, "resample": RESAMPLE},
-        metrics={
-            "heldout_accuracy": float(np.mean(predicted == y[test_idx])),
-            "heldout_size": float(len(test_idx)),
-            "train_size": float(len(train_idx)),
-        },
+        metrics=data.heldout_metrics(predicted, y[test_idx], len(train_idx)),
         path="model.keras",
         files=("labels",),
     )
@@ -100,13 +84,13 @@ RECIPE = Recipe(
     service="vision",
     task="image-classification",
     hyperparameters=(
-        Hyper("epochs", 10, 1, 500, "Passes over the training images."),
+        hypers.epochs(10, 500, "images"),
         Hyper("image_size", 32, 4, 512, "Images are stretched to this many pixels square."),
         Hyper("grayscale", 0, 0, 1, "1: one grey channel (Pillow luma); 0: RGB."),
         Hyper("filters", 16, 1, 512, "Filters of the first convolution (the second has twice as many)."),
-        Hyper("batch_size", 32, 1, 4096, "Images per step."),
-        Hyper("learning_rate", 0.001, 1e-5, 1.0, "Adam's learning rate.", integer=False),
-        Hyper("dropout", 0.3, 0.0, 0.9, "Dropout before the output layer.", integer=False),
+        hypers.batch_size(32, "Images"),
+        hypers.adam_learning_rate(0.001),
+        hypers.dropout(0.3, "before the output layer"),
     ),
     train=train,
 )

@@ -10,6 +10,7 @@ import csv
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -91,3 +92,12 @@ def class_ids(labels: list[str]) -> tuple[list[str], np.ndarray]:
     classes = sorted(set(labels))
     index = {c: i for i, c in enumerate(classes)}
     return classes, np.asarray([index[label] for label in labels], dtype=np.int64)
+
+
+def heldout_metrics(predicted: Any, expected: Any, train_size: int) -> dict[str, float]:
+    """Accuracy on the held-out items (arrays of class ids) and the sizes of both sides of the split."""
+    return {
+        "heldout_accuracy": float((predicted == expected).mean()),
+        "heldout_size": float(len(expected)),
+        "train_size": float(train_size),
+    }

@@ -79,3 +79,40 @@ def fit(
             callbacks=[Progress()],
         )
     return model
+
+
+def compile_classifier(model: Any, ctx: TrainContext, loss: Any = "sparse_categorical_crossentropy") -> None:
+    """Adam at the job's learning_rate, accuracy reported each epoch."""
+    import keras
+
+    model.compile(optimizer=keras.optimizers.Adam(ctx.hyper("learning_rate")), loss=loss, metrics=["accuracy"])
+
+
+def fit_classifier(
+    ctx: TrainContext,
+    body: Callable[[], list[Any]],
+    classes: int,
+    x: Any,
+    y: Any,
+    split: tuple[Any, Any],
+    sigmoid_if_binary: bool = False,
+) -> tuple[Any, Any]:
+    """Dropout and a classifier head on ``body()``'s layers (one sigmoid unit for two classes with
+    ``sigmoid_if_binary``, else a softmax), fitted with `fit` on the training side of ``split``
+    (train_idx, test_idx); the model and its class ids for the held-out side."""
+    import keras
+    import numpy as np
+
+    train_idx, test_idx = split
+    binary = sigmoid_if_binary and classes == 2
+
+    def build() -> Any:
+        head = keras.layers.Dense(1, activation="sigmoid") if binary else keras.layers.Dense(classes, "softmax")
+        model = keras.Sequential([*body(), keras.layers.Dropout(ctx.hyper("dropout")), head])
+        compile_classifier(model, ctx, "binary_crossentropy" if binary else "sparse_categorical_crossentropy")
+        return model
+
+    validation = (x[test_idx], y[test_idx])
+    model = fit(ctx, build, x[train_idx], y[train_idx], ctx.int("epochs"), ctx.int("batch_size"), validation)
+    out = np.asarray(model(x[test_idx], training=False))
+    return model, (out[:, 0] >= 0.5).astype(np.int64) if binary else np.argmax(out, axis=1)

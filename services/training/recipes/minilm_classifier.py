@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from lumen.training.v1 import training_pb2
-from services.training.recipes import data
+from services.training.recipes import data, hypers
 from services.training.recipes.base import Hyper, Recipe, TrainContext, TrainingFailed, TrainOutput
 from services.training.recipes.progress import event
 from shared.model import resolve_path
@@ -145,11 +145,7 @@ def train(ctx: TrainContext) -> TrainOutput:
     return TrainOutput(
         framework="transformers-sequence-classification",
         parameters={"max_length": max_length, "base": "all-MiniLM-L6-v2"},
-        metrics={
-            "heldout_accuracy": float(np.mean(predicted == y[test_idx])),
-            "heldout_size": float(len(test_idx)),
-            "train_size": float(len(train_idx)),
-        },
+        metrics=data.heldout_metrics(predicted, y[test_idx], len(train_idx)),
     )
 
 
@@ -163,7 +159,7 @@ RECIPE = Recipe(
     service="nlp",
     task="text-classification",
     hyperparameters=(
-        Hyper("epochs", 3, 1, 50, "Passes over the training texts."),
+        hypers.epochs(3, 50, "texts"),
         Hyper("learning_rate", 1e-4, 1e-7, 1e-2, "AdamW's starting learning rate (linear decay to 0).", integer=False),
         Hyper("batch_size", 16, 1, 256, "Texts per step."),
         Hyper("max_length", 64, 8, 512, "Tokens read per text, here and in serving (longer texts are cut)."),

@@ -18,7 +18,7 @@ import math
 import numpy as np
 
 from lumen.training.v1 import training_pb2
-from services.training.recipes import data, keras_fit
+from services.training.recipes import data, hypers, keras_fit
 from services.training.recipes.base import Hyper, Recipe, TrainContext, TrainingFailed, TrainOutput
 from shared import next_words
 from shared.word_vocabulary import words
@@ -75,11 +75,7 @@ def train(ctx: TrainContext) -> TrainOutput:
                 keras.layers.Dense(len(vocabulary)),  # logits
             ]
         )
-        model.compile(
-            optimizer=keras.optimizers.Adam(ctx.hyper("learning_rate")),
-            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-            metrics=["accuracy"],
-        )
+        keras_fit.compile_classifier(model, ctx, keras.losses.SparseCategoricalCrossentropy(from_logits=True))
         return model
 
     model = keras_fit.fit(ctx, build, x_train, y_train, ctx.int("epochs"), ctx.int("batch_size"), (x_test, y_test))
@@ -104,14 +100,14 @@ RECIPE = Recipe(
     service="nlp",
     task="text-generation",
     hyperparameters=(
-        Hyper("epochs", 10, 1, 500, "Passes over the training positions."),
+        hypers.epochs(10, 500, "positions"),
         Hyper("max_words", 5000, 10, 200000, "Vocabulary size with <pad>, <oov> and <eos> (most frequent words)."),
         Hyper("context", 10, 1, 200, "Words before a position that the model reads."),
         Hyper("embedding_dim", 64, 2, 1024, "Width of the word embeddings."),
         Hyper("lstm_units", 128, 2, 1024, "Units of the LSTM."),
-        Hyper("batch_size", 64, 1, 4096, "Positions per step."),
-        Hyper("learning_rate", 0.003, 1e-5, 1.0, "Adam's learning rate.", integer=False),
-        Hyper("dropout", 0.2, 0.0, 0.9, "Dropout after the LSTM.", integer=False),
+        hypers.batch_size(64, "Positions"),
+        hypers.adam_learning_rate(0.003),
+        hypers.dropout(0.2, "after the LSTM"),
     ),
     train=train,
     classes=False,

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from lumen.training.v1 import training_pb2
-from services.training.recipes import data, keras_fit
+from services.training.recipes import data, hypers, keras_fit
 from services.training.recipes.base import Hyper, Recipe, TrainContext, TrainOutput
 from services.training.records import DatasetRecord
 
@@ -32,27 +30,14 @@ def train(ctx: TrainContext) -> TrainOutput:
     x = (features - mean) / std
     keras_fit.seed_everything(ctx.seed)
 
-    def build() -> keras.Model:
-        model = keras.Sequential(
-            [
-                keras.Input(shape=(len(names),)),
-                keras.layers.Dense(ctx.int("hidden_units"), activation="relu"),
-                keras.layers.Dropout(ctx.hyper("dropout")),
-                keras.layers.Dense(len(classes), activation="softmax"),
-            ]
-        )
-        model.compile(
-            optimizer=keras.optimizers.Adam(ctx.hyper("learning_rate")),
-            loss="sparse_categorical_crossentropy",
-            metrics=["accuracy"],
-        )
-        return model
-
-    model = keras_fit.fit(
-        ctx, build, x[train_idx], y[train_idx], ctx.int("epochs"), ctx.int("batch_size"), (x[test_idx], y[test_idx])
+    model, predicted = keras_fit.fit_classifier(
+        ctx,
+        lambda: [keras.Input(shape=(len(names),)), keras.layers.Dense(ctx.int("hidden_units"), activation="relu")],
+        len(classes),
+        x,
+        y,
+        (train_idx, test_idx),
     )
-    predicted = np.argmax(model(x[test_idx], training=False), axis=1)
-    accuracy = float(np.mean(predicted == y[test_idx]))
     model.save(ctx.out_dir / "model.keras")
     return TrainOutput(
         framework="keras-tabular",
@@ -63,11 +48,7 @@ def train(ctx: TrainContext) -> TrainOutput:
             "mean": mean.tolist(),
             "std": std.tolist(),
         },
-        metrics={
-            "heldout_accuracy": accuracy,
-            "heldout_size": float(len(test_idx)),
-            "train_size": float(len(train_idx)),
-        },
+        metrics=data.heldout_metrics(predicted, y[test_idx], len(train_idx)),
     )
 
 
@@ -78,11 +59,11 @@ RECIPE = Recipe(
     service="tabular",
     task="tabular-classification",
     hyperparameters=(
-        Hyper("epochs", 50, 1, 1000, "Passes over the training rows."),
+        hypers.epochs(50, 1000, "rows"),
         Hyper("hidden_units", 32, 2, 1024, "Units of the hidden layer."),
-        Hyper("batch_size", 16, 1, 4096, "Rows per step."),
-        Hyper("learning_rate", 0.01, 1e-5, 1.0, "Adam's learning rate.", integer=False),
-        Hyper("dropout", 0.1, 0.0, 0.9, "Dropout after the hidden layer.", integer=False),
+        hypers.batch_size(16, "Rows"),
+        hypers.adam_learning_rate(0.01),
+        hypers.dropout(0.1, "after the hidden layer"),
     ),
     train=train,
     check=_check,

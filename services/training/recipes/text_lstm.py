@@ -8,10 +8,10 @@ reads), built from the training texts only.
 
 from __future__ import annotations
 
-import numpy as np
+from typing import Any
 
 from lumen.training.v1 import training_pb2
-from services.training.recipes import data, keras_fit
+from services.training.recipes import data, hypers, keras_fit
 from services.training.recipes.base import Hyper, Recipe, TrainContext, TrainOutput
 from shared.word_vocabulary import WordVocabulary
 
@@ -26,37 +26,22 @@ def train(ctx: TrainContext) -> TrainOutput:
     vocabulary = WordVocabulary.build([texts[i] for i in train_idx], ctx.int("max_words"), max_length)
     ids, _ = vocabulary.encode(texts)
     keras_fit.seed_everything(ctx.seed)
-    binary = len(classes) == 2
 
-    def build() -> keras.Model:
-        model = keras.Sequential(
-            [
-                keras.Input(shape=(max_length,), dtype="int32"),
-                keras.layers.Embedding(len(vocabulary), ctx.int("embedding_dim"), mask_zero=True),
-                keras.layers.LSTM(ctx.int("lstm_units")),
-                keras.layers.Dropout(ctx.hyper("dropout")),
-                keras.layers.Dense(1, activation="sigmoid") if binary else keras.layers.Dense(len(classes), "softmax"),
-            ]
-        )
-        loss = "binary_crossentropy" if binary else "sparse_categorical_crossentropy"
-        model.compile(optimizer=keras.optimizers.Adam(ctx.hyper("learning_rate")), loss=loss, metrics=["accuracy"])
-        return model
+    def body() -> list[Any]:
+        return [
+            keras.Input(shape=(max_length,), dtype="int32"),
+            keras.layers.Embedding(len(vocabulary), ctx.int("embedding_dim"), mask_zero=True),
+            keras.layers.LSTM(ctx.int("lstm_units")),
+        ]
 
-    model = keras_fit.fit(
-        ctx, build, ids[train_idx], y[train_idx], ctx.int("epochs"), ctx.int("batch_size"), (ids[test_idx], y[test_idx])
-    )
-    out = np.asarray(model(ids[test_idx], training=False))
-    predicted = (out[:, 0] >= 0.5).astype(np.int64) if binary else np.argmax(out, axis=1)
+    split = (train_idx, test_idx)
+    model, predicted = keras_fit.fit_classifier(ctx, body, len(classes), ids, y, split, sigmoid_if_binary=True)
     model.save(ctx.out_dir / "model.keras")
     vocabulary.save(ctx.out_dir / "vocabulary.json")
     return TrainOutput(
         framework="keras",
         parameters={"file": "model.keras", "labels": classes, "max_length": max_length},
-        metrics={
-            "heldout_accuracy": float(np.mean(predicted == y[test_idx])),
-            "heldout_size": float(len(test_idx)),
-            "train_size": float(len(train_idx)),
-        },
+        metrics=data.heldout_metrics(predicted, y[test_idx], len(train_idx)),
     )
 
 
@@ -67,14 +52,14 @@ RECIPE = Recipe(
     service="nlp",
     task="text-classification",
     hyperparameters=(
-        Hyper("epochs", 10, 1, 500, "Passes over the training texts."),
+        hypers.epochs(10, 500, "texts"),
         Hyper("max_words", 4000, 10, 200000, "Vocabulary size (most frequent training words)."),
         Hyper("max_length", 40, 2, 1000, "Words read per text (longer ones keep their last words)."),
         Hyper("embedding_dim", 32, 2, 1024, "Width of the word embeddings."),
         Hyper("lstm_units", 32, 2, 1024, "Units of the LSTM."),
-        Hyper("batch_size", 16, 1, 4096, "Texts per step."),
-        Hyper("learning_rate", 0.001, 1e-5, 1.0, "Adam's learning rate.", integer=False),
-        Hyper("dropout", 0.3, 0.0, 0.9, "Dropout after the LSTM.", integer=False),
+        hypers.batch_size(16, "Texts"),
+        hypers.adam_learning_rate(0.001),
+        hypers.dropout(0.3, "after the LSTM"),
     ),
     train=train,
 )
