@@ -105,6 +105,10 @@ async def create_server(
             # peer is noticed in seconds instead of gRPC's default 5 minutes.
             ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
             ("grpc.keepalive_permit_without_calls", 1),
+            # A fixed per-call window instead of BDP probing, which grew it to most of a 16 MiB
+            # body before an unauthenticated call was refused (8 such calls: +17 to +99 MB, +5 fixed).
+            ("grpc.http2.bdp_probe", 0),
+            ("grpc.http2.lookahead_bytes", settings.stream_window_bytes),
             *channel_options(settings),
         ],
         # No maximum_concurrent_rpcs: grpc's own cap would refuse health checks too, and

@@ -118,6 +118,12 @@ class ServerSettings:
         "it is shed with RESOURCE_EXHAUSTED and RetryInfo. 0 means no limit.",
     )
     shed_retry_after_s: float = setting(0.5, "The retry delay a shed call's RetryInfo suggests, in seconds.")
+    stream_window_bytes: int = setting(
+        1024 * 1024,
+        "HTTP/2 flow-control window of each call, in bytes, fixed (gRPC's adaptive window is off): the most "
+        "of a request body received before the server reads it, so a call refused on its metadata (no key, "
+        "shed) costs at most this much. 1 MiB moves about 1 GB/s per call at 1 ms round trip.",
+    )
     log_level: str = setting("INFO", "Python logging level.")
     log_format: str = setting("text", "'text' for humans or 'json' for one JSON object per line.")
     metrics_port: int = setting(0, "Port of the Prometheus /metrics endpoint; 0 turns it off.")

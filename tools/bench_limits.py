@@ -312,7 +312,7 @@ def embeddings_cases() -> list[Case]:
 
 
 def vision_cases() -> list[Case]:
-    from services.vision.faces import MAX_FACES, MAX_TOP_K
+    from services.vision.faces import ENROL_FACES_PER_IMAGE, MAX_FACES, MAX_TOP_K
     from services.vision.settings import VisionSettings
 
     s = VisionSettings()
@@ -322,7 +322,10 @@ def vision_cases() -> list[Case]:
     detect = min(s.max_detect_call_pixels, s.max_image_pixels)
     detect_side = int((detect // s.max_images) ** 0.5)
     detect_big = int(detect**0.5)
-    faces = _faces_jpeg(detect_side)
+    faces, big_faces = _faces_jpeg(detect_side), _faces_jpeg(detect_big)
+    face_images = min(s.max_images, s.max_call_faces)
+    faces_each = s.max_call_faces // face_images
+    enrol_images = s.max_call_faces // ENROL_FACES_PER_IMAGE
     return [
         Case(
             f"/{VIS}.ImageAnalysisService/ClassifyImages",
@@ -358,8 +361,8 @@ def vision_cases() -> list[Case]:
         ),
         Case(
             f"/{VIS}.FaceRecognitionService/EmbedFaces",
-            f"{s.max_images} JPEGs of {detect_side} x {detect_side}",
-            lambda: vpb.EmbedFacesRequest(images=[_jpeg(detect_side, detect_side, i) for i in range(s.max_images)]),
+            f"{face_images} JPEGs of {detect_side} x {detect_side}",
+            lambda: vpb.EmbedFacesRequest(images=[_jpeg(detect_side, detect_side, i) for i in range(face_images)]),
         ),
         Case(
             f"/{VIS}.FaceRecognitionService/VerifyFaces",
@@ -375,20 +378,31 @@ def vision_cases() -> list[Case]:
         ),
         Case(
             f"/{VIS}.FaceRecognitionService/EmbedFaces",
-            f"{s.max_images} JPEGs of {detect_side} x {detect_side} tiled with faces, max_faces {MAX_FACES}",
+            f"{face_images} JPEGs of {detect_side} x {detect_side} tiled with faces, max_faces {faces_each} "
+            f"(the call's face budget, {s.max_call_faces})",
+            lambda: vpb.EmbedFacesRequest(images=[faces] * face_images, max_faces=faces_each),
+        ),
+        Case(
+            f"/{VIS}.FaceRecognitionService/EmbedFaces",
+            f"1 JPEG of {detect_big} x {detect_big} tiled with faces, max_faces {s.max_call_faces}",
+            lambda: vpb.EmbedFacesRequest(images=[big_faces], max_faces=s.max_call_faces),
+        ),
+        Case(
+            f"/{VIS}.FaceRecognitionService/EmbedFaces",
+            f"{s.max_images} JPEGs tiled with faces, max_faces {MAX_FACES} (over the budget)",
             lambda: vpb.EmbedFacesRequest(images=[faces] * s.max_images, max_faces=MAX_FACES),
         ),
         Case(
             f"/{VIS}.FaceRecognitionService/EnrollPerson",
-            f"{s.max_images} JPEGs of {detect_side} x {detect_side} tiled with faces",
-            lambda: vpb.EnrollPersonRequest(gallery="bench", person_id="p", images=[faces] * s.max_images),
+            f"{enrol_images} JPEGs of {detect_side} x {detect_side} tiled with faces (the most one call takes)",
+            lambda: vpb.EnrollPersonRequest(gallery="bench", person_id="p", images=[faces] * enrol_images),
         ),
         Case(
             f"/{VIS}.FaceRecognitionService/IdentifyFaces",
-            f"{s.max_images} JPEGs of {detect_side} x {detect_side} tiled with faces, max_faces {MAX_FACES}, "
+            f"{face_images} JPEGs of {detect_side} x {detect_side} tiled with faces, max_faces {faces_each}, "
             f"top_k {MAX_TOP_K}",
             lambda: vpb.IdentifyFacesRequest(
-                gallery="bench", images=[faces] * s.max_images, max_faces=MAX_FACES, top_k=MAX_TOP_K
+                gallery="bench", images=[faces] * face_images, max_faces=faces_each, top_k=MAX_TOP_K
             ),
         ),
     ]

@@ -36,6 +36,8 @@ from shared.results import Result
 
 DEFAULT_MAX_FACES = 100
 MAX_FACES = 1000
+# Enrolment embeds up to two faces per image: enough to tell "exactly one" from "several".
+ENROL_FACES_PER_IMAGE = 2
 MAX_TOP_K = 100
 
 
@@ -76,6 +78,26 @@ class FaceRecognizer:
 
     def embedder(self, name: str = "", version: str = "") -> Lease[BatchedModel]:
         return self.analyzer.model(name, version, FACE_EMBEDDING)
+
+    def _face_limit(self, max_faces: int, images: int) -> int:
+        """Faces to embed per image within the call's face budget (max_call_faces).
+
+        Unset, the budget is shared out (at most the default per image); a max_faces that
+        the images times cannot fit is refused rather than silently cut."""
+        budget = self.analyzer.settings.max_call_faces
+        count = max(images, 1)
+        if max_faces == 0:
+            if count > budget:
+                raise InvalidArgument("images", f"{count} images; a call embeds at most {budget} faces")
+            return min(DEFAULT_MAX_FACES, budget // count)
+        limit = count_option(max_faces, "max_faces", DEFAULT_MAX_FACES, MAX_FACES)
+        if limit * count > budget:
+            raise InvalidArgument(
+                "max_faces",
+                f"{limit} faces on each of {count} images exceeds the {budget} faces one call may embed; "
+                f"at most {max(1, budget // count)} here",
+            )
+        return limit
 
     def _threshold(self, lease: Lease[BatchedModel], value: float | None, field: str) -> float:
         return distance_threshold(value, field, float(getattr(lease.model, "threshold", 0.6)))
@@ -120,7 +142,7 @@ class FaceRecognizer:
         detector_version: str = "",
         max_faces: int = 0,
     ) -> Analysis[list[FaceVector]]:
-        limit = count_option(max_faces, "max_faces", DEFAULT_MAX_FACES, MAX_FACES)
+        limit = self._face_limit(max_faces, len(images))
         with self.embedder(model, version) as lease, self._detector(detector, detector_version) as found_by:
             return Analysis(await self._embed_all(lease, found_by, images, limit), lease.entry)
 
@@ -191,9 +213,11 @@ class FaceRecognizer:
     ) -> Enrolment:
         check_person_id(person_id)
         text_length(display_name, "display_name", MAX_ID_CHARS)
+        most = self.analyzer.settings.max_call_faces // ENROL_FACES_PER_IMAGE
+        if len(images) > most:
+            raise InvalidArgument("images", f"{len(images)} images; one EnrollPerson call takes at most {most}")
         with await self._gallery_model(gallery) as lease:
-            # Two faces per image are enough to tell "exactly one" from "several".
-            outcomes = await self._embed_all(lease, None, images, 2)
+            outcomes = await self._embed_all(lease, None, images, ENROL_FACES_PER_IMAGE)
         statuses: list[Result[None]] = []
         vectors: list[np.ndarray] = []
         for i, outcome in enumerate(outcomes):
@@ -234,7 +258,7 @@ class FaceRecognizer:
         max_faces: int = 0,
     ) -> Identification:
         k = count_option(top_k, "top_k", 1, MAX_TOP_K)
-        limit = count_option(max_faces, "max_faces", DEFAULT_MAX_FACES, MAX_FACES)
+        limit = self._face_limit(max_faces, len(images))
         with await self._gallery_model(gallery) as lease, self._detector(detector, detector_version) as found_by:
             match_below = self._threshold(lease, threshold, "threshold")
             outcomes = await self._embed_all(lease, found_by, images, limit)

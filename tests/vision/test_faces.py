@@ -182,3 +182,37 @@ async def test_large_photos_are_searched_scaled_down_with_full_size_boxes(analys
     rect, _ = dlib_reference.faces(astronaut)[0]
     assert (response.results[0].width, response.results[0].height) == (2000, 2000)
     assert np.allclose(_box(face.box), dlib_reference.normalized(rect, astronaut), atol=0.02)
+
+
+def _faces_grid(columns: int, rows: int) -> np.ndarray:
+    """The astronaut's face at 150 x 150, tiled: one photo with many real faces."""
+    from PIL import Image
+
+    face = np.asarray(Image.fromarray(samples.astronaut_face_crop()).resize((150, 150)))
+    return np.ascontiguousarray(np.tile(face, (rows, columns, 1)))
+
+
+async def test_a_call_embeds_at_most_its_face_budget(analysis, faces) -> None:
+    """LUMEN_VISION_MAX_CALL_FACES (8) bounds the faces one call embeds (each ~0.09 s CPU): unset
+    max_faces shares it out, a max_faces or an image count the budget cannot fit is refused naming
+    the field, and EnrollPerson (two faces per image) takes at most 4 images. The service keeps
+    serving after each refusal."""
+    grid = samples.message(samples.encode(_faces_grid(4, 3), "JPEG", quality=90))
+    found = await analysis.DetectFaces(pb.DetectFacesRequest(images=[grid]))
+    assert len(found.results[0].faces) > 8
+    one = await faces.EmbedFaces(pb.EmbedFacesRequest(images=[grid]))
+    assert len(one.results[0].faces) == 8
+    shared = await faces.EmbedFaces(pb.EmbedFacesRequest(images=[grid] * 4))
+    assert [len(r.faces) for r in shared.results] == [2] * 4
+    refusals = [
+        (faces.EmbedFaces, pb.EmbedFacesRequest(images=[grid] * 2, max_faces=5), "max_faces"),
+        (faces.EmbedFaces, pb.EmbedFacesRequest(images=[grid] * 9), "images"),
+        (faces.IdentifyFaces, pb.IdentifyFacesRequest(gallery="any", images=[grid] * 4, max_faces=3), "max_faces"),
+        (faces.EnrollPerson, pb.EnrollPersonRequest(gallery="any", person_id="p", images=[grid] * 5), "images"),
+    ]
+    for method, request, field in refusals:
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await method(request)
+        assert refused.value.code() is grpc.StatusCode.INVALID_ARGUMENT and field in refused.value.details()
+    again = await faces.EmbedFaces(pb.EmbedFacesRequest(images=[grid], max_faces=8))
+    assert len(again.results[0].faces) == 8
