@@ -80,9 +80,12 @@ class Generation:
         self.repository = repository
         self.settings = settings
 
-    def _decoding(self, model: ScheduledGenerator | Seq2SeqModel, params: DecodingRequest) -> Decoding:
+    def _decoding(
+        self, model: ScheduledGenerator | Seq2SeqModel, params: DecodingRequest, limit: int | None = None
+    ) -> Decoding:
         defaults = model.defaults if isinstance(model, ScheduledGenerator) else {}
-        return resolve(params, defaults, self.settings.max_new_tokens, self.settings.default_new_tokens)
+        most = self.settings.max_new_tokens if limit is None else limit
+        return resolve(params, defaults, most, self.settings.default_new_tokens)
 
     def _generator(self, name: str, version: str) -> Lease[ScheduledGenerator]:
         return self.repository.resolve(
@@ -120,6 +123,7 @@ class Generation:
             assert chat is not None
             check_chat(chat, self.settings.max_text_chars)
             ids, field = await self._encode_chat(model, chat), "chat"
+        self._check_prompt_tokens(model.prefilled(len(ids)), field)
         self._check_room(model, len(ids), field)
         return Prepared(lease, model.job(ids, decoding.max_new_tokens, decoding.sampling, decoding.stop))
 
@@ -128,6 +132,24 @@ class Generation:
             raise FailedPrecondition(f"chat: model {model.config.name!r} has no chat template; send a prompt")
         messages = [{"role": role, "content": content} for role, content in chat]
         return await asyncio.to_thread(model.encode_chat, messages)
+
+    def _check_prompt_tokens(self, tokens: int, field: str, what: str = "is") -> None:
+        most = self.settings.max_prompt_tokens
+        if tokens > most:
+            raise InvalidArgument(field, f"{what} {tokens} tokens; one call prefills at most {most}")
+
+    def _share_new_tokens(self, params: DecodingRequest, texts: int) -> int:
+        """Tokens each text of a TransformText call may generate: the call shares max_new_tokens,
+        so it costs at most what one Generate call at the limit does."""
+        most = self.settings.max_new_tokens
+        share = max(1, most // max(texts, 1))
+        if params.max_new_tokens > share:
+            raise InvalidArgument(
+                "params.max_new_tokens",
+                f"{params.max_new_tokens} tokens for each of {texts} texts exceeds the {most} one call may "
+                f"generate; at most {share} here",
+            )
+        return share
 
     @staticmethod
     def _check_room(model: ScheduledGenerator, tokens: int, field: str) -> None:
@@ -199,9 +221,9 @@ class Generation:
         """Text-to-text by the instruct model: one scheduled generation per text."""
         if not model.has_chat_template:
             raise InvalidArgument("model", f"{model.config.name!r} has no chat template to drive with instructions")
-        decoding = self._decoding(model, request.params)
+        decoding = self._decoding(model, request.params, self._share_new_tokens(request.params, len(request.texts)))
         errors = dict(checked.errors)
-        jobs: dict[int, GenerationJob] = {}
+        prompts: dict[int, list[int]] = {}
         r = request
         for i in checked.valid:
             ids = await asyncio.to_thread(
@@ -212,7 +234,13 @@ class Generation:
                     f"texts[{i}]", f"is {len(ids)} tokens with the prompt; too long for the model"
                 )
             else:
-                jobs[i] = model.job(ids, decoding.max_new_tokens, decoding.sampling, decoding.stop)
+                prompts[i] = ids
+        self._check_prompt_tokens(
+            sum(model.prefilled(len(ids)) for ids in prompts.values()), "texts", "are, with their instructions,"
+        )
+        jobs = {
+            i: model.job(ids, decoding.max_new_tokens, decoding.sampling, decoding.stop) for i, ids in prompts.items()
+        }
         held = Lease(lease.entry, model)  # typed as the generator it is; released with the call
         with held:
             # One failure cancels the sibling generations (waiting or running) instead of letting them finish.
@@ -235,7 +263,7 @@ class Generation:
     async def _seq2seq(
         self, entry: Entry, model: Seq2SeqModel, checked: Checked, request: TransformInput
     ) -> TransformAnswer:
-        decoding = self._decoding(model, request.params)
+        decoding = self._decoding(model, request.params, self._share_new_tokens(request.params, len(request.texts)))
         errors: dict[int, LumenError] = dict(checked.errors)
         inputs: dict[int, list[int]] = {}
         r = request

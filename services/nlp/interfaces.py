@@ -92,6 +92,10 @@ class ScheduledGenerator(GenerativeModel):
         """How many new tokens fit after a prompt of ``prompt_tokens`` (<= 0: the prompt is too long)."""
         return self.context_length - prompt_tokens
 
+    def prefilled(self, prompt_tokens: int) -> int:
+        """How many of a prompt's tokens the model computes over (what LUMEN_NLP_MAX_PROMPT_TOKENS bounds)."""
+        return prompt_tokens
+
     def job(
         self, prompt_ids: list[int], max_new_tokens: int, sampling: SamplingParams, stops: Sequence[str]
     ) -> GenerationJob:

@@ -78,6 +78,9 @@ class KerasNextWord(ScheduledGenerator):
     def room(self, prompt_tokens: int) -> int:
         return sys.maxsize  # only the last context_length words are read: any prompt leaves room
 
+    def prefilled(self, prompt_tokens: int) -> int:
+        return min(prompt_tokens, self.context_length)
+
     def step(self, jobs: list[GenerationJob]) -> None:
         """One word for each of ``jobs`` from one batched call over their last words."""
         windows = next_words.windows([job.prompt_ids + job.generated for job in jobs], self.context_length)

@@ -33,7 +33,17 @@ class NlpSettings(ModelServerSettings):
         "Most characters of all texts of one Tokenize call together: each token comes back with its offsets "
         "(1,000,000 characters took 2.5 s CPU; CountTokens keeps LUMEN_NLP_MAX_CALL_CHARS).",
     )
-    max_new_tokens: int = setting(1024, "Most tokens one generation may ask for (GenerationParams.max_new_tokens).")
+    max_new_tokens: int = setting(
+        1024,
+        "Most tokens one generation call may generate (GenerationParams.max_new_tokens); TransformText shares "
+        "it among its texts. Each costs ~12 ms CPU with SmolLM2-135M here.",
+    )
+    max_prompt_tokens: int = setting(
+        1024,
+        "Most prompt tokens one generation call prefills: the prompt or chat of Generate and GenerateStream, "
+        "all texts with their instructions of an instruct-model TransformText. Prefill costs ~5 ms CPU a token "
+        "here (a 6,000-character prompt, ~1,500 tokens, took 7.7 s; 16 texts of 1,000 characters 39 s).",
+    )
     default_new_tokens: int = setting(256, "Tokens generated when a request leaves max_new_tokens at 0.")
     default_classifier: str = setting(
         "pang-lee-minilm-head",

@@ -399,6 +399,15 @@ BAD_GENERATE = [
         "chat.messages[0].role",
     ),
     (pb.GenerateRequest(prompt="word " * 9000), grpc.StatusCode.INVALID_ARGUMENT, "prompt"),
+    # Within the model's context, past LUMEN_NLP_MAX_PROMPT_TOKENS (1,024): refused before any prefill.
+    (pb.GenerateRequest(prompt="word " * 1100), grpc.StatusCode.INVALID_ARGUMENT, "prefills at most"),
+    (
+        pb.GenerateRequest(
+            chat=pb.Conversation(messages=[pb.ChatMessage(role=pb.CHAT_ROLE_USER, content="word " * 1100)])
+        ),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "chat",
+    ),
 ]
 
 
@@ -446,6 +455,12 @@ BAD_TRANSFORM = [
         pb.TransformTextRequest(task=pb.TEXT_TASK_SUMMARIZE, texts=["x"], params=GEN(temperature=3)),
         "params.temperature",
     ),
+    # The call shares LUMEN_NLP_MAX_NEW_TOKENS (1,024) and LUMEN_NLP_MAX_PROMPT_TOKENS (1,024) among its texts.
+    (
+        pb.TransformTextRequest(task=pb.TEXT_TASK_SUMMARIZE, texts=["x"] * 4, params=GEN(max_new_tokens=257)),
+        "at most 256",
+    ),
+    (pb.TransformTextRequest(task=pb.TEXT_TASK_SUMMARIZE, texts=["word " * 300] * 4), "prefills at most"),
 ]
 
 
