@@ -156,16 +156,20 @@ class FaceRecognizer:
     ) -> Verification:
         with self.embedder(model, version) as lease:
             limit = self._threshold(lease, threshold, "threshold")
-            a, b = await asyncio.gather(
-                asyncio.to_thread(decode_message, image_a, "image_a", self.analyzer.detect_limits),
-                asyncio.to_thread(decode_message, image_b, "image_b", self.analyzer.detect_limits),
-            )
+            a, b = await asyncio.to_thread(self._decode_pair, image_a, image_b)
             faces_a, faces_b = await self._embed_decoded(lease, None, [a, b], 1)
         for field, faces in (("image_a", faces_a), ("image_b", faces_b)):
             if not faces:
                 raise InvalidArgument(field, "holds no face the model's detector could find")
         distance = float(np.linalg.norm(faces_a[0].vector - faces_b[0].vector))
         return Verification(distance, limit, faces_a[0].box, faces_b[0].box, lease.entry)
+
+    def _decode_pair(self, image_a: common_pb2.Image, image_b: common_pb2.Image) -> tuple[Decoded, Decoded]:
+        """Both photos share the call's detector pixel budget, as the images of the other face RPCs do
+        (two photos at 4 MP each took 2.3 s CPU)."""
+        limits = self.analyzer.detect_limits
+        budget = [limits.max_call_pixels]
+        return decode_message(image_a, "image_a", limits, budget), decode_message(image_b, "image_b", limits, budget)
 
     # Galleries -------------------------------------------------------------
 

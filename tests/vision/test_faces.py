@@ -216,3 +216,20 @@ async def test_a_call_embeds_at_most_its_face_budget(analysis, faces) -> None:
         assert refused.value.code() is grpc.StatusCode.INVALID_ARGUMENT and field in refused.value.details()
     again = await faces.EmbedFaces(pb.EmbedFacesRequest(images=[grid], max_faces=8))
     assert len(again.results[0].faces) == 8
+
+
+async def test_verify_photos_share_the_calls_pixel_budget(faces) -> None:
+    """Two 1,500 x 1,500 photos (2.25 MP each) exceed the face RPCs' 4 MP a call: RESOURCE_EXHAUSTED
+    naming the second, before any detector runs; one of them with a small photo is verified."""
+    from PIL import Image
+
+    big = np.asarray(Image.fromarray(samples.astronaut_face_crop()).resize((1500, 1500)))
+    photo, small = (
+        samples.message(samples.encode(big, "JPEG")),
+        samples.message(samples.encode(samples.astronaut_face_crop())),
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await faces.VerifyFaces(pb.VerifyFacesRequest(image_a=photo, image_b=photo))
+    assert refused.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED and "image_b" in refused.value.details()
+    same = await faces.VerifyFaces(pb.VerifyFacesRequest(image_a=photo, image_b=small))
+    assert same.distance < same.threshold
