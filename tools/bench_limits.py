@@ -13,6 +13,7 @@ per call on the machine it was measured on (2 cores, shared, loaded).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
 import os
 import re
@@ -29,7 +30,10 @@ import numpy as np
 from lumen.common.v1 import common_pb2
 from lumen.embeddings.v1 import embeddings_pb2 as epb
 from lumen.nlp.v1 import nlp_pb2 as npb
+from lumen.tabular.v1 import tabular_pb2 as tbpb
+from lumen.training.v1 import training_pb2 as tpb
 from lumen.vision.v1 import vision_pb2 as vpb
+from tools.suite import MODEL_SERVICES as SERVING
 from tools.suite import ROOT, Suite, free_port
 
 CPU_BOUND_S, MEMORY_BOUND_MB = 2.0, 256
@@ -43,6 +47,7 @@ class Case:
     what: str  # the request, in words
     request: Callable[[], Any]  # a message, or a list of messages for a client stream
     streaming_response: bool = False
+    streaming_request: bool = False  # request() gives an iterator of messages, sent as they come (one response)
 
 
 @dataclass
@@ -71,7 +76,9 @@ def measure(pid: int, channel: grpc.Channel, case: Case) -> Measured:
     rss_kb, cpu = _status_kb(pid, "VmRSS"), _cpu_s(pid)
     code = "OK"
     try:
-        if isinstance(request, list):
+        if case.streaming_request:
+            channel.stream_unary(case.method, lambda m: m.SerializeToString(), lambda b: b)(iter(request), timeout=600)
+        elif isinstance(request, list):
             call = channel.stream_stream(case.method, lambda m: m.SerializeToString(), lambda b: b)
             for _ in call(iter(request), timeout=600):
                 pass
@@ -159,6 +166,7 @@ def nlp_cases() -> list[Case]:
     # ~1,000 characters reach MiniLM's 256-token truncation: the dearest texts per character.
     full = max(1, encoder // 1024)
     tell = "Tell me a long story about a dragon."
+    count = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10,"  # SmolLM2 counts on, greedy, without an end-of-text token
     return [
         Case(
             f"/{NLP}.TextAnalysisService/AnalyzeSentiment",
@@ -204,34 +212,50 @@ def nlp_cases() -> list[Case]:
         ),
         Case(
             f"/{NLP}.TextGenerationService/Generate",
-            "a short prompt, 64 new tokens (cost grows with max_new_tokens: see the note)",
+            "a short prompt, 64 new tokens (it may end earlier, at its end-of-text token)",
             lambda: npb.GenerateRequest(prompt=tell, params=npb.GenerationParams(max_new_tokens=64, seed=1)),
         ),
         Case(
-            f"/{NLP}.TextGenerationService/Generate",
-            f"a short prompt, max_new_tokens {s.max_new_tokens} (the limit)",
-            lambda: npb.GenerateRequest(
-                prompt=tell, params=npb.GenerationParams(max_new_tokens=s.max_new_tokens, seed=1, stop=["\x00"])
-            ),
-        ),
-        Case(
             f"/{NLP}.TextGenerationService/GenerateStream",
-            f"a short prompt, max_new_tokens {s.max_new_tokens} (the limit)",
+            "a counting prompt, greedy, 64 new tokens (all generated)",
             lambda: npb.GenerateStreamRequest(
-                prompt=tell, params=npb.GenerationParams(max_new_tokens=s.max_new_tokens, seed=1, stop=["\x00"])
+                prompt=count, params=npb.GenerationParams(max_new_tokens=64, temperature=0)
             ),
             streaming_response=True,
         ),
         Case(
             f"/{NLP}.TextGenerationService/Generate",
-            "a 6,000-char prompt (~1,500 tokens of prefill), 16 new tokens",
+            f"a counting prompt, greedy, max_new_tokens {s.max_new_tokens} (the limit; all generated)",
+            lambda: npb.GenerateRequest(
+                prompt=count, params=npb.GenerationParams(max_new_tokens=s.max_new_tokens, temperature=0)
+            ),
+        ),
+        Case(
+            f"/{NLP}.TextGenerationService/Generate",
+            f"a 3,800-char prompt (under max_prompt_tokens, {s.max_prompt_tokens}), 16 new tokens",
+            lambda: npb.GenerateRequest(
+                prompt=_text(3800) + " " + tell, params=npb.GenerationParams(max_new_tokens=16, seed=1)
+            ),
+        ),
+        Case(
+            f"/{NLP}.TextGenerationService/Generate",
+            "a 6,000-char prompt (~1,500 tokens, over max_prompt_tokens)",
             lambda: npb.GenerateRequest(
                 prompt=_text(6000) + " " + tell, params=npb.GenerationParams(max_new_tokens=16, seed=1)
             ),
         ),
         Case(
             f"/{NLP}.TextGenerationService/TransformText",
-            f"{MAX_TRANSFORM_TEXTS} texts x 1,000 chars, summarize, 64 new tokens each",
+            f"4 texts x 700 chars, summarize, max_new_tokens unset (they share {s.max_new_tokens}: 256 each)",
+            lambda: npb.TransformTextRequest(
+                task=npb.TEXT_TASK_SUMMARIZE,
+                texts=[_text(700, i) for i in range(4)],
+                params=npb.GenerationParams(seed=1, stop=["\x00"]),
+            ),
+        ),
+        Case(
+            f"/{NLP}.TextGenerationService/TransformText",
+            f"{MAX_TRANSFORM_TEXTS} texts x 1,000 chars, summarize, 64 new tokens each (over max_prompt_tokens)",
             lambda: npb.TransformTextRequest(
                 task=npb.TEXT_TASK_SUMMARIZE,
                 texts=[_text(1000, i) for i in range(MAX_TRANSFORM_TEXTS)],
@@ -408,10 +432,444 @@ def vision_cases() -> list[Case]:
     ]
 
 
+TRN, TAB = "lumen.training.v1", "lumen.tabular.v1"
+CHUNK = 4 << 20  # UploadDataset's largest chunk, 4 MiB
+# What the training and tabular cases share at run time: the channel and scratch folder of the service
+# measured (set by run_service) and the ids earlier cases made.
+_live: dict[str, Any] = {}
+
+
+def _call(method: str, request: Any, reply: Any) -> Any:
+    """One unary call outside the measurement (set-up, ids), parsed into ``reply``'s type."""
+    raw = _live["channel"].unary_unary(method, lambda m: m.SerializeToString(), lambda b: b)(request, timeout=900)
+    return reply.FromString(raw)
+
+
+def _upload(fmt: int, parts: Iterator[bytes], key: str = "") -> Iterator[tpb.UploadDatasetRequest]:
+    """An UploadDataset stream: the spec, then ``parts`` in 4 MiB chunks; the sha256 (the id) goes to _live[key]."""
+    yield tpb.UploadDatasetRequest(spec=tpb.DatasetSpec(format=fmt, display_name="bench-limits"))
+    digest, buffer = hashlib.sha256(), bytearray()
+    for part in parts:
+        buffer += part
+        while len(buffer) >= CHUNK:
+            chunk = bytes(buffer[:CHUNK])
+            del buffer[:CHUNK]
+            digest.update(chunk)
+            yield tpb.UploadDatasetRequest(chunk=chunk)
+    if buffer:
+        digest.update(buffer)
+        yield tpb.UploadDatasetRequest(chunk=bytes(buffer))
+    if key:
+        _live[key] = digest.hexdigest()
+
+
+def _lines(pool: list[bytes], budget: int, head: bytes = b"", over: bool = False) -> Iterator[bytes]:
+    """``head``, then the lines of ``pool`` over and over: the most whole lines within ``budget`` bytes, or with
+    ``over`` one line more (just past it)."""
+    size, batch = len(head), [head]
+    i = 0
+    while True:
+        line = pool[i % len(pool)]
+        i += 1
+        if size + len(line) > budget:
+            if over:
+                batch.append(line)
+            break
+        size += len(line)
+        batch.append(line)
+        if len(batch) >= 1024:
+            yield b"".join(batch)
+            batch = []
+    yield b"".join(batch)
+
+
+def _csv_pool(features: int, labels: int, rows: int = 64, seed: int = 0) -> tuple[bytes, list[bytes]]:
+    """A CSV header of ``features`` numeric columns and a label, and ``rows`` distinct rows (values like 3.14)."""
+    rng = np.random.default_rng(seed)
+    head = (",".join(f"f{j}" for j in range(features)) + ",label\n").encode()
+    values = rng.normal(0, 3, (rows, features))
+    pool = [(",".join(f"{v:.2f}" for v in values[r]) + f",c{r % labels}\n").encode() for r in range(rows)]
+    return head, pool
+
+
+_SENTENCES = [
+    b"The film was not good, but the cast was wonderful and I would not say it was boring at all.",
+    b"A quiet, careful story about a family that moves to the coast and learns to sail again.",
+    b"Too long by half, and the jokes land flat; still, the music is lovely in places.",
+    b"Nothing in it surprised me, yet I watched to the end and would see it once more.",
+]
+
+
+def _image_zip(path: Path, budget: int) -> Path:
+    """As many 8 x 8 grey PNGs (scikit-learn's digits, one folder per digit) as a zip of ``budget`` bytes holds."""
+    import zipfile
+
+    import sklearn.datasets
+    from PIL import Image
+
+    digits = sklearn.datasets.load_digits()
+    pngs = []
+    for image in digits.images[:100]:
+        out = io.BytesIO()
+        Image.fromarray((image * 16).clip(0, 255).astype(np.uint8), "L").save(out, format="PNG")
+        pngs.append(out.getvalue())
+    central = 22 + 56 + 20  # end of central directory, with its zip64 record and locator
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
+        i = 0
+        while True:
+            name = f"{digits.target[i % 100]}/{i}.png"
+            data = pngs[i % 100]
+            entry = 30 + len(name) + len(data)
+            if archive.fp.tell() + central + entry + 46 + len(name) + 64 > budget:  # type: ignore[union-attr]
+                break
+            archive.writestr(name, data)
+            central += 46 + len(name)
+            i += 1
+    assert path.stat().st_size <= budget, path.stat().st_size
+    _live["zip_images"] = i
+    return path
+
+
+def _huge_png_zip(path: Path, side: int) -> Path:
+    """One ``side`` x ``side`` RGB PNG with stored (uncompressed) pixel data, deflated in the zip."""
+    import zipfile
+
+    from PIL import Image
+
+    with (
+        zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive,
+        archive.open("big/one.png", "w", force_zip64=True) as out,
+    ):
+        Image.new("RGB", (side, side), (120, 60, 30)).save(out, format="PNG", compress_level=0)
+    return path
+
+
+def _file(path: Path) -> Iterator[bytes]:
+    with path.open("rb") as handle:
+        while block := handle.read(CHUNK):
+            yield block
+
+
+def _fill_training() -> None:
+    """1,000 datasets (each listing 1,000 labels) and 1,000 ended jobs, for the largest List pages."""
+    head, _ = _csv_pool(16, 1)
+    for d in range(1000):
+        rows = [(",".join(["0"] * 16) + f",class-{d:04}-{r:04}\n").encode() for r in range(1000)]
+        requests = list(_upload(tpb.DATASET_FORMAT_CSV, iter([head, *rows])))
+        _live["channel"].stream_unary(
+            f"/{TRN}.DatasetService/UploadDataset", lambda m: m.SerializeToString(), lambda b: b
+        )(iter(requests), timeout=600)
+    head, pool = _csv_pool(4, 3, rows=30)
+    small = tpb.UploadDatasetResponse.FromString(
+        _live["channel"].stream_unary(
+            f"/{TRN}.DatasetService/UploadDataset", lambda m: m.SerializeToString(), lambda b: b
+        )(_upload(tpb.DATASET_FORMAT_CSV, iter([head, *pool])), timeout=600)
+    )
+    _live["small_id"] = small.dataset.id
+    listed = _call(
+        f"/{TRN}.DatasetService/ListDatasets", tpb.ListDatasetsRequest(page_size=1000), tpb.ListDatasetsResponse
+    )
+    _live["datasets_mb"] = listed.ByteSize() / 1e6
+    for j in range(1000):
+        request = _job_request(small.dataset.id, f"{j:04}")
+        job = _call(f"/{TRN}.TrainingService/CreateTrainingJob", request, tpb.CreateTrainingJobResponse).job
+        _call(
+            f"/{TRN}.TrainingService/CancelTrainingJob",
+            tpb.CancelTrainingJobRequest(id=job.id),
+            tpb.CancelTrainingJobResponse,
+        )
+    jobs = _call(
+        f"/{TRN}.TrainingService/ListTrainingJobs",
+        tpb.ListTrainingJobsRequest(page_size=1000),
+        tpb.ListTrainingJobsResponse,
+    )
+    _live["jobs_mb"] = jobs.ByteSize() / 1e6
+    assert len(listed.datasets) == len(jobs.jobs) == 1000, (len(listed.datasets), len(jobs.jobs))
+
+
+def _job_request(dataset_id: str, tag: str) -> tpb.CreateTrainingJobRequest:
+    """A tabular-dense job with every hyperparameter set and a 128-character request id."""
+    return tpb.CreateTrainingJobRequest(
+        recipe="tabular-dense",
+        dataset_id=dataset_id,
+        hyperparameters={"epochs": 1000, "hidden_units": 1024, "batch_size": 16, "learning_rate": 0.01, "dropout": 0.5},
+        model_name="bench-limits",
+        validation_split=0.5,
+        seed=7,
+        request_id=(tag + "-" + "r" * 128)[:128],
+    )
+
+
+def _job_id(tag: str) -> str:
+    """The id of the job made with ``tag`` (its request id repeated returns it, at no cost to the measure)."""
+    reply = _call(f"/{TRN}.TrainingService/CreateTrainingJob", _job_request("", tag), tpb.CreateTrainingJobResponse)
+    return str(reply.job.id)
+
+
+def _cancel(tag: str) -> bool:
+    """Cancel the job made with ``tag`` if it is still queued (so that its dataset may be deleted)."""
+    try:
+        job_id = _job_id(tag)
+        _call(
+            f"/{TRN}.TrainingService/CancelTrainingJob",
+            tpb.CancelTrainingJobRequest(id=job_id),
+            tpb.CancelTrainingJobResponse,
+        )
+    except grpc.RpcError as exc:
+        print(f"  (cancel {tag}: {exc.code().name})")
+    return True
+
+
+def training_cases() -> list[Case]:
+    from services.training.settings import TrainingSettings
+    from shared.settings import load
+
+    limit = load(TrainingSettings, "LUMEN_TRAINING").max_dataset_bytes  # the limit the service runs with
+    mib = f"{limit / 2**20:.0f} MiB"
+    scratch: Path = _live["scratch"]
+    csv_head, csv_pool = _csv_pool(1023, 10)
+    jsonl = [
+        b'{"text": "' + s + b'", "label": "' + (b"pos" if i % 2 else b"neg") + b'"}\n' for i, s in enumerate(_SENTENCES)
+    ]
+    text = [s + b"\n" for s in _SENTENCES]
+    upload = f"/{TRN}.DatasetService/UploadDataset"
+    many, huge, bomb = (
+        _image_zip(scratch / "many.zip", limit),
+        _huge_png_zip(scratch / "huge.zip", 9000),
+        _huge_png_zip(scratch / "bomb.zip", 14000),
+    )
+    images, huge_kb, bomb_kb = _live["zip_images"], huge.stat().st_size // 1024, bomb.stat().st_size // 1024
+
+    def one_line() -> Iterator[bytes]:  # a TEXT corpus of one line: no newline in the whole stream
+        block = (b"word " * (CHUNK // 5 + 1))[:CHUNK]
+        for _ in range(limit // CHUNK):
+            yield block
+
+    return [
+        Case(
+            f"/{TRN}.DatasetService/ListDatasets",
+            f"page_size 1000 (the most) of 1,001 datasets, each listing 1,000 labels "
+            f"({_live['datasets_mb']:.1f} MB answered)",
+            lambda: tpb.ListDatasetsRequest(page_size=1000),
+        ),
+        Case(
+            f"/{TRN}.TrainingService/ListTrainingJobs",
+            f"page_size 1000 (the most) of 1,000 cancelled jobs ({_live['jobs_mb']:.1f} MB answered)",
+            lambda: tpb.ListTrainingJobsRequest(page_size=1000),
+        ),
+        Case(
+            f"/{TRN}.TrainingService/GetTrainingUsage",
+            "over 1,000 jobs, no period",
+            lambda: tpb.GetTrainingUsageRequest(),
+        ),
+        Case(f"/{TRN}.TrainingService/ListRecipes", "every recipe", lambda: tpb.ListRecipesRequest()),
+        Case(
+            f"/{TRN}.TrainingService/CreateTrainingJob",
+            "tabular-dense on a 30-row CSV (the call itself)",
+            lambda: _job_request(_live["small_id"], "small"),
+        ),
+        Case(
+            f"/{TRN}.TrainingService/GetTrainingJob",
+            "a queued job",
+            lambda: tpb.GetTrainingJobRequest(id=_job_id("small")),
+        ),
+        Case(
+            f"/{TRN}.TrainingService/CancelTrainingJob",
+            "a queued job",
+            lambda: tpb.CancelTrainingJobRequest(id=_job_id("small")),
+        ),
+        Case(
+            f"/{TRN}.TrainingService/WatchTrainingJob",
+            "an ended job (one message, then the end)",
+            lambda: tpb.WatchTrainingJobRequest(id=_job_id("small")),
+            streaming_response=True,
+        ),
+        Case(
+            f"/{TRN}.TrainingService/DeleteTrainingJob",
+            "an ended job",
+            lambda: tpb.DeleteTrainingJobRequest(id=_job_id("small")),
+        ),
+        Case(
+            upload,
+            f"IMAGE_ZIP, {mib}: {images:,} stored 8 x 8 grey PNGs (scikit-learn's digits), 10 folders",
+            lambda: _upload(tpb.DATASET_FORMAT_IMAGE_ZIP, _file(many)),
+            streaming_request=True,
+        ),
+        Case(
+            upload,
+            f"CSV, the {mib} one and one row more (just over max_dataset_bytes)",
+            lambda: _upload(tpb.DATASET_FORMAT_CSV, _lines(csv_pool, limit, csv_head, over=True)),
+            streaming_request=True,
+        ),
+        Case(
+            upload,
+            f"CSV, {mib} ({limit // len(csv_pool[0]):,} rows x 1,023 numeric columns + label) in 4 MiB chunks",
+            lambda: _upload(tpb.DATASET_FORMAT_CSV, _lines(csv_pool, limit, csv_head), "csv_id"),
+            streaming_request=True,
+        ),
+        Case(
+            f"/{TRN}.DatasetService/GetDataset",
+            "that CSV (1,024 columns listed)",
+            lambda: tpb.GetDatasetRequest(id=_live["csv_id"]),
+        ),
+        Case(
+            upload,
+            f"JSONL, {mib} of {{text, label}} records of ~{sum(map(len, jsonl)) // len(jsonl)} bytes",
+            lambda: _upload(tpb.DATASET_FORMAT_JSONL, _lines(jsonl, limit)),
+            streaming_request=True,
+        ),
+        Case(
+            upload,
+            f"TEXT, {mib} of lines of ~{sum(map(len, text)) // len(text)} bytes",
+            lambda: _upload(tpb.DATASET_FORMAT_TEXT, _lines(text, limit)),
+            streaming_request=True,
+        ),
+        Case(
+            upload,
+            f"TEXT, {mib} in one line (no newline)",
+            lambda: _upload(tpb.DATASET_FORMAT_TEXT, one_line()),
+            streaming_request=True,
+        ),
+        Case(
+            upload,
+            f"IMAGE_ZIP of {huge_kb:,} KB: one 9,000 x 9,000 PNG (243 MB, pixels stored), deflated",
+            lambda: _upload(tpb.DATASET_FORMAT_IMAGE_ZIP, _file(huge)),
+            streaming_request=True,
+        ),
+        Case(
+            upload,
+            f"IMAGE_ZIP of {bomb_kb:,} KB: one 14,000 x 14,000 PNG (588 MB; over Pillow's bomb limit), deflated",
+            lambda: _upload(tpb.DATASET_FORMAT_IMAGE_ZIP, _file(bomb)),
+            streaming_request=True,
+        ),
+        Case(
+            f"/{TRN}.TrainingService/CreateTrainingJob",
+            f"tabular-dense on that {mib} CSV (the recipe's check reads every cell), hidden_units 1024",
+            lambda: _job_request(_live["csv_id"], "big"),
+        ),
+        Case(
+            f"/{TRN}.DatasetService/DeleteDataset",
+            f"the {mib} CSV",
+            lambda: tpb.DeleteDatasetRequest(id=_live["csv_id"] if _cancel("big") else ""),
+        ),
+    ]
+
+
+def _widest_row(rows: int, limit: int, model: str) -> int:
+    """The most values per row for ``rows`` rows in a PredictRequest of at most ``limit`` bytes."""
+
+    def varint(n: int) -> int:
+        return max(1, (n.bit_length() + 6) // 7)
+
+    fixed = tbpb.PredictRequest(model=common_pb2.ModelRef(name=model)).ByteSize()
+    width = (limit - fixed) // rows // 8
+    while True:
+        packed = 8 * width
+        row = 1 + varint(packed) + packed  # FeatureRow: the packed values field
+        if fixed + rows * (1 + varint(row) + row) <= limit:
+            return width
+        width -= 1
+
+
+def _train_tabular(suite: Suite, scratch: Path, tabular: str) -> None:
+    """Start the training service beside tabular, train the bench's tabular-dense models, installed there."""
+    from services.tabular.settings import TabularSettings
+
+    s = TabularSettings()
+    width = _widest_row(s.max_rows, s.max_message_bytes, "bench-1000-classes")
+    _live["width"] = width
+    training = suite.start_component(
+        "training",
+        free_port(),
+        {
+            "LUMEN_TRAINING_DATA_DIR": str(scratch / "training"),
+            "LUMEN_TRAINING_TABULAR_REPOSITORY": str(scratch / "models" / "tabular"),
+            "LUMEN_TRAINING_TABULAR_ADDRESS": tabular,
+        },
+        scratch,
+    )
+    suite.wait_serving(["training"], timeout=300)
+    with grpc.insecure_channel(training.address, options=[("grpc.max_send_message_length", 256 << 20)]) as channel:
+        for name, classes, rows in (("bench-3-classes", 3, 300), ("bench-1000-classes", 1000, 2000)):
+            head, pool = _csv_pool(width, classes, rows=rows, seed=classes)
+            uploaded = tpb.UploadDatasetResponse.FromString(
+                channel.stream_unary(
+                    f"/{TRN}.DatasetService/UploadDataset", lambda m: m.SerializeToString(), lambda b: b
+                )(_upload(tpb.DATASET_FORMAT_CSV, iter([head, *pool])), timeout=900)
+            )
+            request = tpb.CreateTrainingJobRequest(
+                recipe="tabular-dense",
+                dataset_id=uploaded.dataset.id,
+                hyperparameters={"epochs": 1, "hidden_units": 1024},
+                model_name=name,
+            )
+            unary = channel.unary_unary
+            job = tpb.CreateTrainingJobResponse.FromString(
+                unary(f"/{TRN}.TrainingService/CreateTrainingJob", lambda m: m.SerializeToString(), lambda b: b)(
+                    request, timeout=900
+                )
+            ).job
+            started = time.monotonic()
+            while job.state not in (tpb.JOB_STATE_SUCCEEDED, tpb.JOB_STATE_FAILED, tpb.JOB_STATE_CANCELLED):
+                if time.monotonic() - started > 1800:
+                    raise TimeoutError(f"training {name} did not end in 30 minutes")
+                time.sleep(1)
+                job = tpb.GetTrainingJobResponse.FromString(
+                    unary(f"/{TRN}.TrainingService/GetTrainingJob", lambda m: m.SerializeToString(), lambda b: b)(
+                        tpb.GetTrainingJobRequest(id=job.id), timeout=60
+                    )
+                ).job
+            if job.state != tpb.JOB_STATE_SUCCEEDED:
+                raise RuntimeError(f"training {name}: {tpb.JobState.Name(job.state)} {job.error.message}")
+            print(
+                f"  trained {name}: {width} features, {classes} classes, {rows} rows, hidden_units 1024, 1 epoch, "
+                f"{time.monotonic() - started:.0f} s; served as version {job.result.model_version}",
+                flush=True,
+            )
+
+
+def tabular_cases() -> list[Case]:
+    from services.tabular.settings import TabularSettings
+
+    s = TabularSettings()
+    width = _live["width"]
+    rng = np.random.default_rng(1)
+
+    def rows() -> list[tbpb.FeatureRow]:
+        values = rng.normal(0, 3, (s.max_rows, width))
+        return [tbpb.FeatureRow(values=v.tolist()) for v in values]
+
+    budget = f"{s.max_message_bytes / 2**20:.0f} MiB"
+    return [
+        Case(
+            f"/{TAB}.TabularService/Predict",
+            f"{s.max_rows} rows x {width:,} values (the widest that fit max_message_bytes, {budget}), "
+            "a trained tabular-dense model: 3 classes, hidden_units 1024",
+            lambda: tbpb.PredictRequest(model=common_pb2.ModelRef(name="bench-3-classes"), rows=rows()),
+        ),
+        Case(
+            f"/{TAB}.TabularService/Predict",
+            f"{s.max_rows} rows x {width:,} values, a trained model of 1,000 classes (1,024,000 class "
+            "probabilities answered)",
+            lambda: tbpb.PredictRequest(model=common_pb2.ModelRef(name="bench-1000-classes"), rows=rows()),
+        ),
+        Case(
+            f"/{TAB}.TabularService/Predict",
+            f"{s.max_rows} rows x {width - 1:,} values (one too few: every row INVALID_ARGUMENT)",
+            lambda: tbpb.PredictRequest(
+                model=common_pb2.ModelRef(name="bench-1000-classes"),
+                rows=[tbpb.FeatureRow(values=r.values[:-1]) for r in rows()],
+            ),
+        ),
+    ]
+
+
 SERVICES: dict[str, Callable[[], list[Case]]] = {
     "nlp": nlp_cases,
     "embeddings": embeddings_cases,
     "vision": vision_cases,
+    "tabular": tabular_cases,
+    "training": training_cases,
 }
 
 
@@ -421,6 +879,14 @@ def run_service(name: str, scratch: Path, only: str | None) -> list[Measured]:
         "LUMEN_EMBEDDINGS_COLLECTIONS_DIR": str(scratch / "collections"),
         "LUMEN_VISION_GALLERIES_DIR": str(scratch / "galleries"),
     }
+    if name in ("tabular", "training"):  # models, datasets and jobs of the bench only, in the scratch folder
+        (scratch / "models" / "tabular").mkdir(parents=True)
+        env |= {
+            "LUMEN_TABULAR_MODEL_REPOSITORY": str(scratch / "models" / "tabular"),
+            "LUMEN_TRAINING_DATA_DIR": str(scratch / "training"),
+            "LUMEN_TRAINING_MAX_CONCURRENT_JOBS": "0",  # the jobs the cases create stay QUEUED: none trains
+            **{f"LUMEN_TRAINING_{s.upper()}_REPOSITORY": str(scratch / "models" / s) for s in SERVING},
+        }
     suite = Suite()
     component = suite.start_component(name, free_port(), env, scratch)
     try:
@@ -438,6 +904,11 @@ def run_service(name: str, scratch: Path, only: str | None) -> list[Measured]:
                 channel.unary_unary(
                     f"/{VIS}.FaceRecognitionService/CreateGallery", lambda m: m.SerializeToString(), lambda b: b
                 )(vpb.CreateGalleryRequest(name="bench"), timeout=60)
+            _live.update(channel=channel, scratch=scratch)
+            if name == "training":
+                _fill_training()
+            if name == "tabular":
+                _train_tabular(suite, scratch, component.address)
             for case in SERVICES[name]():
                 if only and only not in case.method:
                     continue
