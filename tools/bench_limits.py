@@ -500,8 +500,9 @@ _SENTENCES = [
 ]
 
 
-def _image_zip(path: Path, budget: int) -> Path:
-    """As many 8 x 8 grey PNGs (scikit-learn's digits, one folder per digit) as a zip of ``budget`` bytes holds."""
+def _image_zip(path: Path, budget: int, count: int) -> Path:
+    """``count`` 8 x 8 grey PNGs (scikit-learn's digits, one folder per digit), or as many as a zip of ``budget``
+    bytes holds."""
     import zipfile
 
     import sklearn.datasets
@@ -520,18 +521,17 @@ def _image_zip(path: Path, budget: int) -> Path:
             name = f"{digits.target[i % 100]}/{i}.png"
             data = pngs[i % 100]
             entry = 30 + len(name) + len(data)
-            if archive.fp.tell() + central + entry + 46 + len(name) + 64 > budget:  # type: ignore[union-attr]
+            if i >= count or archive.fp.tell() + central + entry + 46 + len(name) + 64 > budget:  # type: ignore[union-attr]
                 break
             archive.writestr(name, data)
             central += 46 + len(name)
             i += 1
     assert path.stat().st_size <= budget, path.stat().st_size
-    _live["zip_images"] = i
     return path
 
 
-def _huge_png_zip(path: Path, side: int) -> Path:
-    """One ``side`` x ``side`` RGB PNG with stored (uncompressed) pixel data, deflated in the zip."""
+def _huge_png_zip(path: Path, side: int, compress_level: int = 0) -> Path:
+    """One ``side`` x ``side`` RGB PNG of one colour (by default with its pixel data stored), deflated in the zip."""
     import zipfile
 
     from PIL import Image
@@ -540,7 +540,7 @@ def _huge_png_zip(path: Path, side: int) -> Path:
         zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive,
         archive.open("big/one.png", "w", force_zip64=True) as out,
     ):
-        Image.new("RGB", (side, side), (120, 60, 30)).save(out, format="PNG", compress_level=0)
+        Image.new("RGB", (side, side), (120, 60, 30)).save(out, format="PNG", compress_level=compress_level)
     return path
 
 
@@ -624,7 +624,8 @@ def training_cases() -> list[Case]:
     from services.training.settings import TrainingSettings
     from shared.settings import load
 
-    limit = load(TrainingSettings, "LUMEN_TRAINING").max_dataset_bytes  # the limit the service runs with
+    settings = load(TrainingSettings, "LUMEN_TRAINING")  # the limits the service runs with
+    limit = settings.max_dataset_bytes
     mib = f"{limit / 2**20:.0f} MiB"
     scratch: Path = _live["scratch"]
     csv_head, csv_pool = _csv_pool(1023, 10)
@@ -632,13 +633,26 @@ def training_cases() -> list[Case]:
         b'{"text": "' + s + b'", "label": "' + (b"pos" if i % 2 else b"neg") + b'"}\n' for i, s in enumerate(_SENTENCES)
     ]
     text = [s + b"\n" for s in _SENTENCES]
-    upload = f"/{TRN}.DatasetService/UploadDataset"
-    many, huge, bomb = (
-        _image_zip(scratch / "many.zip", limit),
-        _huge_png_zip(scratch / "huge.zip", 9000),
-        _huge_png_zip(scratch / "bomb.zip", 14000),
-    )
-    images, huge_kb, bomb_kb = _live["zip_images"], huge.stat().st_size // 1024, bomb.stat().st_size // 1024
+    most, pixels, inflated = settings.max_dataset_images, settings.max_image_pixels, settings.max_image_bytes
+    side_bytes = int((inflated / 3) ** 0.5) - 8  # the widest stored RGB PNG that inflates within max_image_bytes
+    side_pixels = int(pixels**0.5)
+    zips = {
+        "most": _image_zip(scratch / "most.zip", limit, most),
+        "over": _image_zip(scratch / "over.zip", limit, most + 1),
+        "stored": _huge_png_zip(scratch / "stored.zip", side_bytes),
+        "pixels": _huge_png_zip(scratch / "pixels.zip", side_pixels, compress_level=9),
+        "huge": _huge_png_zip(scratch / "huge.zip", 9000),
+        "bomb": _huge_png_zip(scratch / "bomb.zip", 14000),
+    }
+    kb = {name: path.stat().st_size // 1024 for name, path in zips.items()}
+
+    def upload(what: str, fmt: int, parts: Callable[[], Iterator[bytes]], key: str = "") -> Case:
+        return Case(
+            f"/{TRN}.DatasetService/UploadDataset", what, lambda: _upload(fmt, parts(), key), streaming_request=True
+        )
+
+    def zipped(what: str, name: str) -> Case:
+        return upload(f"IMAGE_ZIP of {kb[name]:,} KB: {what}", tpb.DATASET_FORMAT_IMAGE_ZIP, lambda: _file(zips[name]))
 
     def one_line() -> Iterator[bytes]:  # a TEXT corpus of one line: no newline in the whole stream
         block = (b"word " * (CHUNK // 5 + 1))[:CHUNK]
@@ -689,62 +703,46 @@ def training_cases() -> list[Case]:
             "an ended job",
             lambda: tpb.DeleteTrainingJobRequest(id=_job_id("small")),
         ),
-        Case(
-            upload,
-            f"IMAGE_ZIP, {mib}: {images:,} stored 8 x 8 grey PNGs (scikit-learn's digits), 10 folders",
-            lambda: _upload(tpb.DATASET_FORMAT_IMAGE_ZIP, _file(many)),
-            streaming_request=True,
-        ),
-        Case(
-            upload,
+        zipped(f"{most:,} stored 8 x 8 grey PNGs (max_dataset_images; scikit-learn's digits), 10 folders", "most"),
+        zipped(f"{most + 1:,} such PNGs (one over max_dataset_images)", "over"),
+        upload(
             f"CSV, the {mib} one and one row more (just over max_dataset_bytes)",
-            lambda: _upload(tpb.DATASET_FORMAT_CSV, _lines(csv_pool, limit, csv_head, over=True)),
-            streaming_request=True,
+            tpb.DATASET_FORMAT_CSV,
+            lambda: _lines(csv_pool, limit, csv_head, over=True),
         ),
-        Case(
-            upload,
+        upload(
             f"CSV, {mib} ({limit // len(csv_pool[0]):,} rows x 1,023 numeric columns + label) in 4 MiB chunks",
-            lambda: _upload(tpb.DATASET_FORMAT_CSV, _lines(csv_pool, limit, csv_head), "csv_id"),
-            streaming_request=True,
+            tpb.DATASET_FORMAT_CSV,
+            lambda: _lines(csv_pool, limit, csv_head),
+            "csv_id",
         ),
         Case(
             f"/{TRN}.DatasetService/GetDataset",
             "that CSV (1,024 columns listed)",
             lambda: tpb.GetDatasetRequest(id=_live["csv_id"]),
         ),
-        Case(
-            upload,
+        upload(
             f"JSONL, {mib} of {{text, label}} records of ~{sum(map(len, jsonl)) // len(jsonl)} bytes",
-            lambda: _upload(tpb.DATASET_FORMAT_JSONL, _lines(jsonl, limit)),
-            streaming_request=True,
+            tpb.DATASET_FORMAT_JSONL,
+            lambda: _lines(jsonl, limit),
         ),
-        Case(
-            upload,
+        upload(
             f"TEXT, {mib} of lines of ~{sum(map(len, text)) // len(text)} bytes",
-            lambda: _upload(tpb.DATASET_FORMAT_TEXT, _lines(text, limit)),
-            streaming_request=True,
+            tpb.DATASET_FORMAT_TEXT,
+            lambda: _lines(text, limit),
         ),
-        Case(
-            upload,
-            f"TEXT, {mib} in one line (no newline)",
-            lambda: _upload(tpb.DATASET_FORMAT_TEXT, one_line()),
-            streaming_request=True,
+        upload(
+            f"TEXT, {mib} in one line (no newline; past max_record_bytes, {settings.max_record_bytes >> 20} MiB)",
+            tpb.DATASET_FORMAT_TEXT,
+            one_line,
         ),
-        Case(
-            upload,
-            f"IMAGE_ZIP of {huge_kb:,} KB: one 9,000 x 9,000 PNG (243 MB, pixels stored), deflated",
-            lambda: _upload(tpb.DATASET_FORMAT_IMAGE_ZIP, _file(huge)),
-            streaming_request=True,
-        ),
-        Case(
-            upload,
-            f"IMAGE_ZIP of {bomb_kb:,} KB: one 14,000 x 14,000 PNG (588 MB; over Pillow's bomb limit), deflated",
-            lambda: _upload(tpb.DATASET_FORMAT_IMAGE_ZIP, _file(bomb)),
-            streaming_request=True,
-        ),
+        zipped(f"one {side_bytes:,} x {side_bytes:,} RGB PNG, pixels stored (max_image_bytes inflated)", "stored"),
+        zipped(f"one {side_pixels:,} x {side_pixels:,} RGB PNG (max_image_pixels), compressed", "pixels"),
+        zipped("one 9,000 x 9,000 PNG (243 MB inflated, past max_image_bytes), deflated", "huge"),
+        zipped("one 14,000 x 14,000 PNG (588 MB; over Pillow's bomb limit), deflated", "bomb"),
         Case(
             f"/{TRN}.TrainingService/CreateTrainingJob",
-            f"tabular-dense on that {mib} CSV (the recipe's check reads every cell), hidden_units 1024",
+            f"tabular-dense on that {mib} CSV (the recipe's check reads its first 100,000 cells), hidden_units 1024",
             lambda: _job_request(_live["csv_id"], "big"),
         ),
         Case(

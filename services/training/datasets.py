@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import uuid
@@ -9,15 +10,15 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from lumen.training.v1 import training_pb2
-from services.training.dataset_formats import VALIDATORS
+from services.training.dataset_formats import VALIDATORS, RecordLimits
 from services.training.records import DatasetRecord
 from services.training.store import SqliteStore
 from shared.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
 
 
 class Datasets:
-    def __init__(self, store: SqliteStore, root: Path, max_bytes: int) -> None:
-        self.store, self.root, self.max_bytes = store, root, max_bytes
+    def __init__(self, store: SqliteStore, root: Path, max_bytes: int, limits: RecordLimits) -> None:
+        self.store, self.root, self.max_bytes, self.limits = store, root, max_bytes, limits
         root.mkdir(parents=True, exist_ok=True)
 
     def path(self, dataset_id: str) -> Path:
@@ -38,7 +39,7 @@ class Datasets:
         if len(spec.display_name) > 128:
             raise InvalidArgument("spec.display_name", "at most 128 characters")
         label_column = spec.label_column or "label"
-        validator = VALIDATORS[spec.format](label_column)
+        validator = VALIDATORS[spec.format](label_column, self.limits)
         digest, size = hashlib.sha256(), 0
         partial = self.root / f".upload-{uuid.uuid4().hex}"
         try:
@@ -58,7 +59,7 @@ class Datasets:
                     out.write(part.chunk)
                 out.flush()
                 os.fsync(out.fileno())
-            summary = validator.finish(partial)
+            summary = await asyncio.to_thread(validator.finish, partial)  # a zip is checked whole: off the loop
             dataset_id = digest.hexdigest()
             if owner_limit > 0:
                 # No await from here to put_dataset: two uploads of one key cannot both take the last bytes.

@@ -56,7 +56,7 @@ def make_executor(settings: TrainingSettings, jobs: Jobs, job_api: JobApi | None
 async def start(settings: TrainingSettings, job_api: JobApi | None = None) -> TrainingService:
     root = settings.data_path()
     store = SqliteStore(root / "training.db")
-    datasets = Datasets(store, root / "datasets", settings.max_dataset_bytes)
+    datasets = Datasets(store, root / "datasets", settings.max_dataset_bytes, settings.record_limits())
     jobs = Jobs(store, datasets, settings)
     executor = make_executor(settings, jobs, job_api)
     jobs.executor = executor

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from services.training.dataset_formats import RecordLimits
 from shared.settings import ServerSettings, setting
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -18,6 +19,10 @@ class TrainingSettings(ServerSettings):
     device: str = setting("cpu", "'cpu' or 'cuda:N': the device training processes see (CUDA_VISIBLE_DEVICES).")
     data_dir: str = setting("", "Folder of datasets, job records, checkpoints. Empty uses var/training.")
     max_dataset_bytes: int = setting(256 * 1024 * 1024, "Largest dataset accepted, in bytes.")
+    max_record_bytes: int = setting(1 << 20, "Longest line of a CSV, JSONL or TEXT dataset, in bytes.")
+    max_dataset_images: int = setting(50_000, "Most entries in an IMAGE_ZIP dataset (each is checked at upload).")
+    max_image_bytes: int = setting(16 << 20, "Largest inflated size of one IMAGE_ZIP entry, in bytes.")
+    max_image_pixels: int = setting(16_000_000, "Most pixels (width x height) of one IMAGE_ZIP image.")
     max_concurrent_jobs: int = setting(1, "Jobs that train at once; more wait QUEUED.")
     max_queued_jobs: int = setting(64, "Jobs that may wait QUEUED; past it CreateTrainingJob is RESOURCE_EXHAUSTED.")
     nice: int = setting(10, "Niceness of each training process (0-19), so serving keeps its cores.")
@@ -65,6 +70,9 @@ class TrainingSettings(ServerSettings):
     vision_repository: str = setting("", "Model repository of vision; empty uses var/models/vision.")
     embeddings_repository: str = setting("", "Model repository of embeddings; empty uses var/models/embeddings.")
     tabular_repository: str = setting("", "Model repository of tabular; empty uses var/models/tabular.")
+
+    def record_limits(self) -> RecordLimits:
+        return RecordLimits(self.max_record_bytes, self.max_dataset_images, self.max_image_bytes, self.max_image_pixels)
 
     def data_path(self) -> Path:
         return Path(self.data_dir) if self.data_dir else ROOT / "var" / "training"

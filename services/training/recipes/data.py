@@ -33,28 +33,52 @@ def split(labels: list[str], fraction: float, seed: int) -> tuple[np.ndarray, np
     return train, np.asarray(sorted(held), dtype=np.int64)
 
 
-def read_table(path: Path, label_column: str) -> tuple[list[str], np.ndarray, list[str]]:
-    """CSV -> (feature names, float32 features, labels); a non-number names its line and column."""
+def read_table(path: Path, label_column: str, max_cells: int = 0) -> tuple[list[str], np.ndarray, list[str]]:
+    """CSV -> (feature names, float32 features, labels); a non-number names its line and column.
+
+    Rows are parsed one at a time (the file's text is never held whole). ``max_cells`` > 0 reads only the
+    rows whose features fit in that many cells: a check of the head of a large file."""
+    names: list[str] = []
+    rows: list[np.ndarray] = []
+    labels: list[str] = []
+    at = -1
     with path.open(newline="", encoding="utf-8") as handle:
-        rows = [r for r in csv.reader(handle) if any(cell.strip() for cell in r)]
-    header = [c.strip() for c in rows[0]]
-    at = header.index(label_column)
-    names = [c for i, c in enumerate(header) if i != at]
-    features = np.zeros((len(rows) - 1, len(names)), dtype=np.float32)
-    labels = []
-    for n, row in enumerate(rows[1:]):
-        labels.append(row[at].strip())
-        values = [cell for i, cell in enumerate(row) if i != at]
-        for j, cell in enumerate(values):
-            try:
-                features[n, j] = float(cell)
-            except ValueError:
-                raise InvalidArgument(
-                    "dataset_id", f"line {n + 2}, column {j + (j >= at) + 1}: {cell!r} is not a number"
-                ) from None
-            if not math.isfinite(features[n, j]):
-                raise InvalidArgument("dataset_id", f"line {n + 2}, column {j + (j >= at) + 1}: not finite")
+        reader = csv.reader(handle)
+        for row in reader:
+            if not any(cell.strip() for cell in row):
+                continue
+            if at < 0:
+                header = [c.strip() for c in row]
+                at = header.index(label_column)
+                names = [c for i, c in enumerate(header) if i != at]
+                continue
+            if max_cells and (len(rows) + 1) * len(names) > max(max_cells, len(names)):
+                break
+            labels.append(row[at].strip())
+            rows.append(_features(row, at, reader.line_num))
+    features = np.stack(rows) if rows else np.zeros((0, len(names)), dtype=np.float32)
     return names, features, labels
+
+
+def _features(row: list[str], at: int, line: int) -> np.ndarray:
+    values = np.zeros(len(row) - 1, dtype=np.float32)
+    for j, cell in enumerate(c for i, c in enumerate(row) if i != at):
+        try:
+            values[j] = float(cell)
+        except ValueError:
+            values[j] = math.nan
+        if not math.isfinite(values[j]):
+            why = "not finite" if _is_number(cell) else f"{cell!r} is not a number"
+            raise InvalidArgument("dataset_id", f"line {line}, column {j + (j >= at) + 1}: {why}")
+    return values
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
 
 
 def read_labelled_texts(path: Path, fmt: int, label_column: str) -> tuple[list[str], list[str]]:

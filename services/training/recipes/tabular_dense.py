@@ -14,9 +14,13 @@ from services.training.recipes import data, hypers, keras_fit
 from services.training.recipes.base import Hyper, Recipe, TrainContext, TrainOutput
 from services.training.records import DatasetRecord
 
+# CreateTrainingJob checks the head of the CSV only (a 256 MiB table took 21 s and 2.9 GB to read whole);
+# the job reads every row and fails naming the first non-number.
+CHECKED_CELLS = 100_000
+
 
 def _check(record: DatasetRecord, path: Path) -> None:
-    data.read_table(path, record.label_column)  # every feature a finite number
+    data.read_table(path, record.label_column, CHECKED_CELLS)  # those features finite numbers
 
 
 def train(ctx: TrainContext) -> TrainOutput:
