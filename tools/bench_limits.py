@@ -346,6 +346,7 @@ def vision_cases() -> list[Case]:
     detect = min(s.max_detect_call_pixels, s.max_image_pixels)
     detect_side = int((detect // s.max_images) ** 0.5)
     detect_big = int(detect**0.5)
+    detect_pair = int((detect // 2) ** 0.5)
     faces, big_faces = _faces_jpeg(detect_side), _faces_jpeg(detect_big)
     face_images = min(s.max_images, s.max_call_faces)
     faces_each = s.max_call_faces // face_images
@@ -390,7 +391,15 @@ def vision_cases() -> list[Case]:
         ),
         Case(
             f"/{VIS}.FaceRecognitionService/VerifyFaces",
-            f"2 JPEGs of {detect_big} x {detect_big} (each at the detectors' limit)",
+            f"2 JPEGs of {detect_pair} x {detect_pair} (they share the call's {detect / 1e6:.0f} MP; "
+            "no face found in full scans)",
+            lambda: vpb.VerifyFacesRequest(
+                image_a=_jpeg(detect_pair, detect_pair, 1), image_b=_jpeg(detect_pair, detect_pair, 2)
+            ),
+        ),
+        Case(
+            f"/{VIS}.FaceRecognitionService/VerifyFaces",
+            f"2 JPEGs of {detect_big} x {detect_big} (each at the limit: together past it)",
             lambda: vpb.VerifyFacesRequest(
                 image_a=_jpeg(detect_big, detect_big, 1), image_b=_jpeg(detect_big, detect_big, 2)
             ),
