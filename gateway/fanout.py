@@ -100,9 +100,7 @@ class Budget:
     part_timeout_s: float | None = None
 
     @classmethod
-    def of(
-        cls, context: Context, default_timeout_s: float, margin_s: float, part_timeout_ms: int = 0
-    ) -> Budget:
+    def of(cls, context: Context, default_timeout_s: float, margin_s: float, part_timeout_ms: int = 0) -> Budget:
         remaining = time_remaining(context)
         if remaining is None:
             remaining = default_timeout_s

@@ -170,4 +170,3 @@ def forwarding_handler(
         for method in service.methods
     }
     return grpc.method_handlers_generic_handler(service.full_name, handlers)
-

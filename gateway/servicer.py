@@ -43,24 +43,16 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
         budget = Budget.of(context, self.default_timeout_s, self.deadline_margin_s, part_timeout_ms)
         return Scope(self.backends, caller(), outgoing_metadata(context), budget)
 
-    async def AnalyzeText(
-        self, request: pb.AnalyzeTextRequest, context: Context
-    ) -> pb.AnalyzeTextResponse:
+    async def AnalyzeText(self, request: pb.AnalyzeTextRequest, context: Context) -> pb.AnalyzeTextResponse:
         return await analyze_text(self._scope(context, request.part_timeout_ms), request)
 
-    async def AnnotateImage(
-        self, request: pb.AnnotateImageRequest, context: Context
-    ) -> pb.AnnotateImageResponse:
+    async def AnnotateImage(self, request: pb.AnnotateImageRequest, context: Context) -> pb.AnnotateImageResponse:
         return await annotate_image(self._scope(context, request.part_timeout_ms), request)
 
-    async def IndexDocuments(
-        self, request: pb.IndexDocumentsRequest, context: Context
-    ) -> pb.IndexDocumentsResponse:
+    async def IndexDocuments(self, request: pb.IndexDocumentsRequest, context: Context) -> pb.IndexDocumentsResponse:
         return await index_documents(self._scope(context), request)
 
-    async def SemanticSearch(
-        self, request: pb.SemanticSearchRequest, context: Context
-    ) -> pb.SemanticSearchResponse:
+    async def SemanticSearch(self, request: pb.SemanticSearchRequest, context: Context) -> pb.SemanticSearchResponse:
         return await semantic_search(self._scope(context, request.part_timeout_ms), request)
 
     async def GetUsage(self, request: pb.GetUsageRequest, context: Context) -> pb.GetUsageResponse:
@@ -78,9 +70,7 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
         )
         return report
 
-    async def ListModels(
-        self, request: pb.ListModelsRequest, context: Context
-    ) -> pb.ListModelsResponse:
+    async def ListModels(self, request: pb.ListModelsRequest, context: Context) -> pb.ListModelsResponse:
         """Each backend's models, as far as the caller's key may use that backend; load errors
         and backend failures in full for admin keys only (they name files and addresses)."""
         with_models = sorted(name for name, backend in self.backends.items() if backend.serves_models)
