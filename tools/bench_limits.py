@@ -138,6 +138,22 @@ def _faces_jpeg(side: int) -> common_pb2.Image:
 NLP, EMB, VIS = "lumen.nlp.v1", "lumen.embeddings.v1", "lumen.vision.v1"
 
 
+# SmolLM2 counts on from this, greedy, without an end-of-text token: every allowed token is generated.
+COUNTING = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10,"
+
+
+def counting_stream(what: str, tokens: int) -> Case:
+    """GenerateStream of the counting prompt, greedy, `tokens` new tokens."""
+    return Case(
+        f"/{NLP}.TextGenerationService/GenerateStream",
+        what,
+        lambda: npb.GenerateStreamRequest(
+            prompt=COUNTING, params=npb.GenerationParams(max_new_tokens=tokens, temperature=0)
+        ),
+        streaming_response=True,
+    )
+
+
 def nlp_cases() -> list[Case]:
     from services.nlp.analysis import (
         MAX_CLASSIFY,
@@ -166,7 +182,6 @@ def nlp_cases() -> list[Case]:
     # ~1,000 characters reach MiniLM's 256-token truncation: the dearest texts per character.
     full = max(1, encoder // 1024)
     tell = "Tell me a long story about a dragon."
-    count = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10,"  # SmolLM2 counts on, greedy, without an end-of-text token
     return [
         Case(
             f"/{NLP}.TextAnalysisService/AnalyzeSentiment",
@@ -215,19 +230,12 @@ def nlp_cases() -> list[Case]:
             "a short prompt, 64 new tokens (it may end earlier, at its end-of-text token)",
             lambda: npb.GenerateRequest(prompt=tell, params=npb.GenerationParams(max_new_tokens=64, seed=1)),
         ),
-        Case(
-            f"/{NLP}.TextGenerationService/GenerateStream",
-            "a counting prompt, greedy, 64 new tokens (all generated)",
-            lambda: npb.GenerateStreamRequest(
-                prompt=count, params=npb.GenerationParams(max_new_tokens=64, temperature=0)
-            ),
-            streaming_response=True,
-        ),
+        counting_stream("a counting prompt, greedy, 64 new tokens (all generated)", 64),
         Case(
             f"/{NLP}.TextGenerationService/Generate",
             f"a counting prompt, greedy, max_new_tokens {s.max_new_tokens} (the limit; all generated)",
             lambda: npb.GenerateRequest(
-                prompt=count, params=npb.GenerationParams(max_new_tokens=s.max_new_tokens, temperature=0)
+                prompt=COUNTING, params=npb.GenerationParams(max_new_tokens=s.max_new_tokens, temperature=0)
             ),
         ),
         Case(

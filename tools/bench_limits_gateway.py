@@ -16,10 +16,9 @@ import grpc
 from lumen.common.v1 import common_pb2
 from lumen.embeddings.v1 import embeddings_pb2 as epb
 from lumen.gateway.v1 import gateway_pb2 as gpb
-from lumen.nlp.v1 import nlp_pb2 as npb
 from lumen.training.v1 import training_pb2 as tpb
 from lumen.vision.v1 import vision_pb2 as vpb
-from tools.bench_limits import CHUNK, EMB, NLP, TRN, VIS, Case, _faces_jpeg, _jpeg, _text
+from tools.bench_limits import CHUNK, EMB, TRN, VIS, Case, _faces_jpeg, _jpeg, _text, counting_stream
 from tools.suite import ROOT, Component, Suite, free_port
 
 GW = "lumen.gateway.v1.GatewayService"
@@ -92,7 +91,6 @@ def cases() -> list[Case]:
     embed_texts = [_text(emb.max_text_chars, i) for i in range(emb.max_call_chars // emb.max_text_chars)]
     image_features = [gpb.ImageFeature(type=t, max_results=MAX_RESULTS) for t in (1, 2, 3)]
     message = gateway.max_message_bytes
-    count = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10,"
     return [
         Case(
             f"/{GW}/AnalyzeText",
@@ -158,14 +156,7 @@ def cases() -> list[Case]:
             f"relayed: 32 chunks of {len(embed_texts)} x {emb.max_text_chars:,} chars",
             lambda: [epb.EmbedStreamRequest(texts=embed_texts)] * 32,
         ),
-        Case(
-            f"/{NLP}.TextGenerationService/GenerateStream",
-            "relayed: a counting prompt, greedy, 256 tokens streamed",
-            lambda: npb.GenerateStreamRequest(
-                prompt=count, params=npb.GenerationParams(max_new_tokens=256, temperature=0)
-            ),
-            streaming_response=True,
-        ),
+        counting_stream("relayed: a counting prompt, greedy, 256 tokens streamed", 256),
         Case(
             f"/{TRN}.DatasetService/UploadDataset",
             f"relayed: a CSV of {limit / 2**20:.0f} MiB in 4 MiB chunks (training's max_dataset_bytes)",
