@@ -8,10 +8,16 @@ would refuse health checks too, without RetryInfo). The request bytes the
 admitted calls hold are bounded as well (``max_request_bytes_in_flight``),
 counted as each message arrives: queued work is bounded in bytes, not only in
 calls.
+
+Draining (SIGTERM): new calls are refused with UNAVAILABLE, which clients and the
+gateway retry on another replica, while the admitted ones finish; ``drained()``
+says when none is left. grpc's own ``server.stop(grace)`` refuses too, but a call
+that reaches it as it starts is CANCELLED, which nobody retries.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Iterable
 from contextvars import ContextVar
 from typing import Any
@@ -20,7 +26,7 @@ import grpc
 from google.rpc import error_details_pb2, status_pb2
 from prometheus_client import Counter, Gauge
 
-from shared.errors import ERROR_DOMAIN, ResourceExhausted
+from shared.errors import ERROR_DOMAIN, ResourceExhausted, Unavailable
 
 # ErrorInfo reason of a call shed here: it did no work, so a gateway does not count it against a key's quota.
 SHED_REASON = "SERVER_OVERLOADED"
@@ -39,6 +45,7 @@ class Admission:
         self.max_calls, self.max_bytes, self.retry_after_s = max_calls, max_bytes, retry_after_s
         self.calls = 0
         self.bytes = 0
+        self._idle: asyncio.Event | None = None  # set once draining and no call is left
 
     def _shed(self, reason: str, state: str, limit: str) -> ResourceExhausted:
         """The error of a call shed because the server ``state`` (counted under ``reason``)."""
@@ -51,7 +58,11 @@ class Admission:
         )
 
     def enter(self) -> None:
-        """Take a slot, or raise RESOURCE_EXHAUSTED with RetryInfo. Single-threaded (the event loop)."""
+        """Take a slot, or raise RESOURCE_EXHAUSTED with RetryInfo (UNAVAILABLE once draining).
+        Single-threaded (the event loop)."""
+        if self._idle is not None:
+            SHED.labels("draining").inc()
+            raise Unavailable("the server is shutting down; retry (another replica serves the call)")
         if self.max_calls and self.calls >= self.max_calls:
             raise self._shed("calls", f"is serving its maximum of {self.max_calls} calls", "concurrent_calls")
         self.calls += 1
@@ -61,7 +72,7 @@ class Admission:
         """enter(); when the call is shed, first undo what ``undo_on_shed`` names for it."""
         try:
             self.enter()
-        except ResourceExhausted:
+        except (ResourceExhausted, Unavailable):
             undo = undo_on_shed.get()
             if undo is not None:
                 await undo()
@@ -70,6 +81,25 @@ class Admission:
     def leave(self) -> None:
         self.calls -= 1
         ADMITTED.set(self.calls)
+        if self._idle is not None and self.calls == 0:
+            self._idle.set()
+
+    def drain(self) -> None:
+        """Refuse every new call from now on (UNAVAILABLE)."""
+        if self._idle is None:
+            self._idle = asyncio.Event()
+            if self.calls == 0:
+                self._idle.set()
+
+    async def drained(self, timeout_s: float) -> bool:
+        """After drain(): wait until no admitted call is left, at most ``timeout_s``; whether none is."""
+        self.drain()
+        assert self._idle is not None
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout_s)
+        except TimeoutError:
+            return False
+        return True
 
     def hold(self, size: int) -> None:
         """Count ``size`` request bytes against the budget, or raise RESOURCE_EXHAUSTED."""

@@ -4,8 +4,8 @@
 the lumen interceptor and SO_REUSEPORT off (a taken port fails loudly), and
 returns it with its port, so tests can bind port 0. `run_until_signal` waits
 for SIGTERM or SIGINT, then drains: health turns NOT_SERVING, new calls are
-refused, in-flight calls get ``grace_period_s`` to finish (health Watch streams
-end at once: shared.health). `Service` is what a
+refused with UNAVAILABLE (shared.admission), in-flight calls get ``grace_period_s``
+to finish (health Watch streams end at once: shared.health), then grpc stops. `Service` is what a
 started server process holds, and `serve_forever` the end of every ``main()``.
 """
 
@@ -54,6 +54,7 @@ class RunningServer:
     port: int
     health: HealthServicer
     service_names: tuple[str, ...]
+    admission: Admission
 
     async def set_serving(self, serving: bool) -> None:
         status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
@@ -63,7 +64,10 @@ class RunningServer:
     async def stop(self, grace_s: float) -> None:
         """Refuse new calls, let in-flight ones finish within ``grace_s``, then stop."""
         await self.health.enter_graceful_shutdown()
-        await self.server.stop(grace_s)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace_s
+        await self.admission.drained(grace_s)
+        await self.server.stop(max(0.0, deadline - loop.time()))
 
 
 def channel_options(settings: ServerSettings) -> list[tuple[str, Any]]:
@@ -127,7 +131,7 @@ async def create_server(
     credentials = server_credentials(settings)
     # Both raise RuntimeError when the port is taken.
     port = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
-    running = RunningServer(server, port, health_servicer, names)
+    running = RunningServer(server, port, health_servicer, names, admission)
     await running.set_serving(False)
     await server.start()
     log.info("listening on %s:%d%s", settings.host, port, " (TLS)" if credentials else "")

@@ -65,3 +65,30 @@ async def test_shed_with_retry_info_while_health_answers(settings: dict, payload
             assert (await wait(Msg(service=payload), timeout=10)).service == str(len(payload))  # slot came back
     finally:
         await running.stop(0)
+
+
+async def test_draining_refuses_new_calls_with_unavailable_while_admitted_ones_finish() -> None:
+    release = asyncio.Event()
+    running = await create_server(
+        ServerSettings(host="127.0.0.1", port=0), [], generic_handlers=[_slow_handler(release)]
+    )
+    await running.set_serving(True)
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+        wait = channel.unary_unary("/test.Slow/Wait", Msg.SerializeToString, Msg.FromString)
+        first = asyncio.ensure_future(wait(Msg(service="in flight"), timeout=30))
+        while running.admission.calls == 0:  # noqa: ASYNC110 (the call reaches the server in its own time)
+            await asyncio.sleep(0.01)
+        stopping = asyncio.ensure_future(running.stop(30))
+        await asyncio.sleep(0.2)
+        # Every new call is refused with a status clients retry (another replica), never CANCELLED.
+        for _ in range(3):
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await wait(Msg(service="late"), timeout=10)
+            assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+            assert "shutting down" in (refused.value.details() or "")
+        reply = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
+        assert reply.status == health_pb2.HealthCheckResponse.NOT_SERVING
+        assert not stopping.done()  # still draining: the first call holds it
+        release.set()
+        assert (await first).service == str(len("in flight"))
+        await asyncio.wait_for(stopping, 10)  # stops as soon as the last call is done, not at the grace's end
