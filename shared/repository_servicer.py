@@ -55,9 +55,7 @@ class ModelRepositoryServicer(common_pb2_grpc.ModelRepositoryServiceServicer):
         )
         return common_pb2.ListModelsResponse(models=[self._info(e) for e in entries], next_page_token=next_token)
 
-    async def GetModel(
-        self, request: common_pb2.GetModelRequest, context: Context
-    ) -> common_pb2.GetModelResponse:
+    async def GetModel(self, request: common_pb2.GetModelRequest, context: Context) -> common_pb2.GetModelResponse:
         if not request.model.name:
             raise InvalidArgument("model.name", "is required")
         for entry in self.repository.entries():
@@ -67,9 +65,7 @@ class ModelRepositoryServicer(common_pb2_grpc.ModelRepositoryServiceServicer):
                 return common_pb2.GetModelResponse(model=self._info(entry))
         raise NotFound("model", request.model.name, "model.name")
 
-    async def LoadModel(
-        self, request: common_pb2.LoadModelRequest, context: Context
-    ) -> common_pb2.LoadModelResponse:
+    async def LoadModel(self, request: common_pb2.LoadModelRequest, context: Context) -> common_pb2.LoadModelResponse:
         if not request.name:
             raise InvalidArgument("name", "is required")
         entry = await self.repository.load(request.name)
