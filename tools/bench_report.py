@@ -38,6 +38,13 @@ def table(results: dict[str, Any]) -> str:
                 f"{point['p50_ms'] - direct[c]['p50_ms']:.2f} ms | {direct[c]['per_s']:.0f} texts/s direct | "
                 f"{point['per_s'] / direct[c]['per_s']:.2f} |"
             )
+        hop = emb.get("hop_c1")
+        if hop:
+            rows.append(
+                f"| gateway hop, c=1, calls interleaved ({hop['pairs']} pairs) | p50 {hop['gateway_p50_ms']:.2f} ms "
+                f"(paired median +{hop['paired_median_ms']:.2f} ms) | p50 {hop['direct_p50_ms']:.2f} ms direct | "
+                f"+{hop['gateway_p50_ms'] - hop['direct_p50_ms']:.2f} ms |"
+            )
     gen = results.get("generation")
     if gen:
         local = gen["in_process"]
@@ -53,7 +60,8 @@ def table(results: dict[str, Any]) -> str:
             )
         if 1 in first and 8 in first:
             rows.append(
-                f"| TTFT p50, 8 streams spread vs 1 | {first[8]['ttft_p50_ms']:.0f} ms | {first[1]['ttft_p50_ms']:.0f} ms | "
+                f"| TTFT p50, 8 streams spread vs 1 | {first[8]['ttft_p50_ms']:.0f} ms | "
+                f"{first[1]['ttft_p50_ms']:.0f} ms | "
                 f"{first[8]['ttft_p50_ms'] / first[1]['ttft_p50_ms']:.2f}x |"
             )
         burst = gen.get("burst")
