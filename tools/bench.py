@@ -33,6 +33,8 @@ import io
 import json
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -338,33 +340,48 @@ def main() -> None:
     bench_report.report(results, args.out / "bench.png", ROOT / "README.md" if full else None)
 
 
-async def hop_interleaved(direct: str, gateway: str, seconds: float) -> dict[str, float]:
-    """One caller alternating direct and gateway calls (in turn first): the hop's cost at c=1, free of the
-    drift between two runs measured one after the other."""
+async def hop_interleaved(direct: str, relay: str, gateway: str, seconds: float) -> dict[str, float]:
+    """One caller calling direct, through a plain Python relay (tools.raw_relay) and through the gateway in
+    turn (each first in turn): the hop's cost at c=1, free of the drift between runs one after the other."""
     sample = texts(4096)
-    async with grpc.aio.insecure_channel(direct) as a, grpc.aio.insecure_channel(gateway) as b:
-        stubs = (epb_grpc.EmbeddingServiceStub(a), epb_grpc.EmbeddingServiceStub(b))
-        times: tuple[list[float], list[float]] = ([], [])
+    channels = [grpc.aio.insecure_channel(address) for address in (direct, relay, gateway)]
+    stubs = [epb_grpc.EmbeddingServiceStub(channel) for channel in channels]
+    times: list[list[float]] = [[], [], []]
 
-        async def timed(route: int, i: int) -> float:
-            start = time.perf_counter()
-            await stubs[route].Embed(epb.EmbedRequest(texts=[sample[i % len(sample)]]))
-            return time.perf_counter() - start
+    async def timed(route: int, i: int) -> float:
+        start = time.perf_counter()
+        await stubs[route].Embed(epb.EmbedRequest(texts=[sample[i % len(sample)]]))
+        return time.perf_counter() - start
 
-        for i in range(40):  # warm-up of both paths
-            await timed(i % 2, i)
+    try:
+        for i in range(60):  # warm-up of every path
+            await timed(i % 3, i)
         stop_at, i = time.perf_counter() + seconds, 0
         while time.perf_counter() < stop_at:
-            for route in (0, 1) if i % 2 == 0 else (1, 0):
-                times[route].append(await timed(route, 2 * i + route))
+            for j in range(3):
+                route = (i + j) % 3
+                times[route].append(await timed(route, 3 * i + route))
             i += 1
-    direct_ms, gateway_ms = (statistics.median(t) * 1e3 for t in times)
+    finally:
+        for channel in channels:
+            await channel.close()
+    direct_ms, relay_ms, gateway_ms = (statistics.median(t) * 1e3 for t in times)
     return {
         "direct_p50_ms": direct_ms,
+        "relay_p50_ms": relay_ms,
         "gateway_p50_ms": gateway_ms,
-        "paired_median_ms": statistics.median(g - d for d, g in zip(*times, strict=True)) * 1e3,
-        "pairs": len(times[0]),
+        "paired_median_ms": statistics.median(g - d for d, g in zip(times[0], times[2], strict=True)) * 1e3,
+        "rounds": i,
     }
+
+
+def start_raw_relay(backend: str) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "tools.raw_relay", str(port), backend], cwd=ROOT)
+    address = f"127.0.0.1:{port}"
+    with grpc.insecure_channel(address) as channel:
+        grpc.channel_ready_future(channel).result(timeout=60)
+    return process, address
 
 
 def bench_embeddings(suite: Suite, scratch: Path, seconds: float, threads: str) -> dict[str, Any]:
@@ -380,8 +397,17 @@ def bench_embeddings(suite: Suite, scratch: Path, seconds: float, threads: str) 
             point = asyncio.run(embed_load(address, c, seconds))
             out[route].append(point)
             print(f"  embeddings {route:<8} c={c:<3} {point['per_s']:8.1f}/s p50 {point['p50_ms']:.2f} ms", flush=True)
-    out["hop_c1"] = hop = asyncio.run(hop_interleaved(embeddings, gateway, 2 * seconds))
-    print(f"  gateway hop at c=1, interleaved: p50 +{hop['gateway_p50_ms'] - hop['direct_p50_ms']:.2f} ms", flush=True)
+    relay, relay_address = start_raw_relay(embeddings)
+    try:
+        out["hop_c1"] = hop = asyncio.run(hop_interleaved(embeddings, relay_address, gateway, 2 * seconds))
+    finally:
+        relay.terminate()
+        relay.wait(10)
+    print(
+        f"  hop at c=1, interleaved: gateway p50 +{hop['gateway_p50_ms'] - hop['direct_p50_ms']:.2f} ms, "
+        f"plain relay +{hop['relay_p50_ms'] - hop['direct_p50_ms']:.2f} ms",
+        flush=True,
+    )
     suite.stop_component("gateway")
     suite.stop_component("embeddings")
     return out
