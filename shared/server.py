@@ -5,8 +5,9 @@ the lumen interceptor and SO_REUSEPORT off (a taken port fails loudly), and
 returns it with its port, so tests can bind port 0. `run_until_signal` waits
 for SIGTERM or SIGINT, then drains: health turns NOT_SERVING, new calls are
 refused with UNAVAILABLE (shared.admission), in-flight calls get ``grace_period_s``
-to finish (health Watch streams end at once: shared.health), then grpc stops. `Service` is what a
-started server process holds, and `serve_forever` the end of every ``main()``.
+to finish (health Watch streams end at once: shared.health), then grpc stops.
+`Service` is what a started server process holds, and `serve_forever` the end of
+every ``main()``.
 """
 
 from __future__ import annotations
