@@ -10,14 +10,15 @@ counted as each message arrives: queued work is bounded in bytes, not only in
 calls.
 
 Draining (SIGTERM): new calls are refused with UNAVAILABLE, which clients and the
-gateway retry on another replica, while the admitted ones finish; ``drained()``
-says when none is left. grpc's own ``server.stop(grace)`` refuses too, but a call
+gateway retry on another replica, while the admitted ones finish; ``drain()``
+returns when none is left. grpc's own ``server.stop(grace)`` refuses too, but a call
 that reaches it as it starts is CANCELLED, which nobody retries.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Iterable
 from contextvars import ContextVar
 from typing import Any
@@ -84,22 +85,15 @@ class Admission:
         if self._idle is not None and self.calls == 0:
             self._idle.set()
 
-    def drain(self) -> None:
-        """Refuse every new call from now on (UNAVAILABLE)."""
+    async def drain(self, timeout_s: float) -> None:
+        """Refuse every new call from now on (UNAVAILABLE); return once no admitted call is left, or after
+        ``timeout_s``."""
         if self._idle is None:
             self._idle = asyncio.Event()
             if self.calls == 0:
                 self._idle.set()
-
-    async def drained(self, timeout_s: float) -> bool:
-        """After drain(): wait until no admitted call is left, at most ``timeout_s``; whether none is."""
-        self.drain()
-        assert self._idle is not None
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._idle.wait(), timeout_s)
-        except TimeoutError:
-            return False
-        return True
 
     def hold(self, size: int) -> None:
         """Count ``size`` request bytes against the budget, or raise RESOURCE_EXHAUSTED."""

@@ -67,7 +67,7 @@ class RunningServer:
         await self.health.enter_graceful_shutdown()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + grace_s
-        await self.admission.drained(grace_s)
+        await self.admission.drain(grace_s)
         await self.server.stop(max(0.0, deadline - loop.time()))
 
 

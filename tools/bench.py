@@ -217,11 +217,13 @@ async def generation_load(address: str, streams: int, rounds: int, spread: bool 
 
         # Independent callers do not arrive in the same instant: the streams start spread over the time one
         # generation takes alone, so the time to first token is that of a newcomer joining a running batch.
-        alone = time.perf_counter()
-        await one(PROMPTS[1])
-        spacing = (time.perf_counter() - alone) / streams if spread else 0.0
-        first_token.clear()
-        tokens = 0
+        spacing = 0.0
+        if spread:
+            alone = time.perf_counter()
+            await one(PROMPTS[1])
+            spacing = (time.perf_counter() - alone) / streams
+            first_token.clear()
+            tokens = 0
 
         async def caller(n: int) -> None:
             await asyncio.sleep(n * spacing)
@@ -370,7 +372,6 @@ async def hop_interleaved(direct: str, relay: str, gateway: str, seconds: float)
         "direct_p50_ms": direct_ms,
         "relay_p50_ms": relay_ms,
         "gateway_p50_ms": gateway_ms,
-        "paired_median_ms": statistics.median(g - d for d, g in zip(times[0], times[2], strict=True)) * 1e3,
         "rounds": i,
     }
 
