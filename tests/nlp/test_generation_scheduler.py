@@ -39,11 +39,12 @@ def job(tokens: int, eos_at: int | None = None) -> GenerationJob:
 class Recorder:
     """A step that emits token 1, 2, 3... (EOS at ``state``) to each job and logs which jobs stepped together."""
 
-    def __init__(self) -> None:
+    def __init__(self, hold_after: int = 0) -> None:
         self.log: list[int] = []
         self.steps: list[list[int]] = []
         self.gate = threading.Event()
         self.gate.set()
+        self.hold_after = hold_after  # > 0: close the gate after that many steps (the next one waits at it)
 
     def __call__(self, jobs: list[GenerationJob]) -> None:
         self.gate.wait(timeout=30)
@@ -55,6 +56,8 @@ class Recorder:
             job.accept(EOS if position == eos_at else position)
             if not job.done.is_set():
                 job.state = eos_at
+        if len(self.steps) == self.hold_after:
+            self.gate.clear()
 
 
 def test_running_jobs_share_each_step_and_leave_when_done() -> None:
@@ -105,12 +108,13 @@ def test_eos_ends_with_stop_and_is_not_text() -> None:
 
 
 async def test_cancelling_the_consumer_frees_the_slot_for_the_next_job() -> None:
-    step = Recorder()
+    # The scheduler is held after the first step while we cancel: a free-running fake step could otherwise
+    # make all 1,000 tokens before the event loop gets to the cancel (seen under load).
+    step = Recorder(hold_after=1)
     scheduler = GenerationScheduler("fake", step, max_active=1)
     first = job(1000)
     events = scheduler.events(first)
     await events.__anext__()  # the first token's text arrived
-    step.gate.clear()  # hold the scheduler while we cancel
     await events.aclose()  # the caller goes away
     step.gate.set()
     second = job(3)
