@@ -96,6 +96,10 @@ def table(results: dict[str, Any]) -> str:
     load = f"load average {results.get('load_average_before', 0):.1f} -> {results.get('load_average_after', 0):.1f}"
     rows.append("")
     rows.append(f"{results.get('cores')} cores, {load}, {results.get('seconds_per_point')} s per point.")
+    if any(
+        "before" in (results.get(part) or {}).get("in_process", {}) for part in ("embeddings", "generation", "vision")
+    ):
+        rows.append("Each in-process figure is the mean of a run just before and one just after the served ones.")
     return "\n".join(rows)
 
 
