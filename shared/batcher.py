@@ -89,6 +89,7 @@ class DynamicBatcher(Generic[In, Out]):
         self._queue_gauge = metrics.QUEUE_ITEMS.labels(name)
         self._batch_size = metrics.BATCH_SIZE.labels(name)
         self._queue_wait = metrics.QUEUE_WAIT.labels(name)
+        self._duration = metrics.BATCH_DURATION.labels(name)
 
     @property
     def queued_items(self) -> int:
@@ -210,7 +211,8 @@ class DynamicBatcher(Generic[In, Out]):
         for r in live:
             self._queue_wait.observe(now - r.enqueued_at)
         try:
-            results = self._predict(items)
+            with self._duration.time():
+                results = self._predict(items)
             if len(results) != len(items):
                 raise RuntimeError(f"model returned {len(results)} results for {len(items)} inputs")
         except Exception as exc:  # the model failed: every caller of this batch hears it

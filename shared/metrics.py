@@ -22,6 +22,13 @@ QUEUE_WAIT = Histogram(
     ["model"],
     buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
 )
+# Time in the model per batch: its sum over wall time is how busy the model is (Triton's compute_infer duration).
+BATCH_DURATION = Histogram(
+    "lumen_batch_duration_seconds",
+    "Time the model took to run one batch.",
+    ["model"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
+)
 BATCH_REJECTED = Counter("lumen_batch_rejected_total", "Requests refused because the queue was full.", ["model"])
 
 

@@ -146,3 +146,21 @@ async def test_close_finishes_queued_work_then_refuses() -> None:
 def test_invalid_config_is_refused() -> None:
     with pytest.raises(ValueError):
         DynamicBatcher("x", Recorder(), BatchingConfig(max_batch_size=0))
+
+
+async def test_batch_metrics_count_every_batch_and_the_time_in_the_model() -> None:
+    from prometheus_client import REGISTRY
+
+    def sample(metric: str) -> float:
+        return REGISTRY.get_sample_value(metric, {"model": "square-metrics"}) or 0.0
+
+    model = Recorder()
+    batcher = DynamicBatcher("square-metrics", model, BatchingConfig(max_batch_size=4, max_delay_s=0.001))
+    batcher.start()
+    for request in ([1], [2, 3], [4, 5, 6]):
+        await batcher.submit(request)
+    await batcher.close()
+    assert sample("lumen_batch_size_count") == len(model.batches) == 3
+    assert sample("lumen_batch_size_sum") == 6
+    assert sample("lumen_batch_duration_seconds_count") == 3
+    assert sample("lumen_batch_duration_seconds_sum") > 0
