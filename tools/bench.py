@@ -15,8 +15,9 @@ Services run as their own processes, as in production; the load comes from this
 process, sharing the machine's cores as a co-located caller would. Results go
 to build/bench/bench.json, a plot to build/bench/bench.png, and the README table
 is regenerated from the JSON (tools/bench_report.py). A benchmark, not a test:
-it asserts nothing. On a busy machine every figure moves; the ratios (measured
-in the same run) move less, and the load average is recorded with them.
+it asserts nothing. On a busy machine every figure moves; the ratios move less:
+each in-process reference is measured just before and just after its served
+points and their mean is used (`bracketed`), and the load average is recorded.
 
 - Training beside serving (tools/bench_training.py): one tabular-dense job's
   wall time and the embeddings throughput while it trains, as a ratio to the
