@@ -18,7 +18,9 @@ lost by 0.2 outweighs that (figures in the vision README, `python -m services.vi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import queue
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -52,13 +54,20 @@ FEATURES_68 = (
 
 
 class _HogFaces:
-    """dlib's frontal face detector: rectangles (in the image's pixels) and margins, largest face first."""
+    """dlib's frontal face detector: rectangles (in the image's pixels) and margins, largest face first.
 
-    def __init__(self, parameters: dict[str, Any]) -> None:
+    dlib runs the detector without the GIL, so two model instances search two images on two cores
+    (12.4 against 23.7 images/s here). A detector loads each image into its scanner, though (two
+    threads on one crash the process), so each search borrows one of its own from a pool, built at
+    load (~0.2 s each) for every instance. The shape predictors only read their model: they are shared."""
+
+    def __init__(self, parameters: dict[str, Any], instances: int = 1) -> None:
         import dlib
 
         self._dlib = dlib
-        self._detector = dlib.get_frontal_face_detector()
+        self._pool: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        for _ in range(instances):
+            self._pool.put(dlib.get_frontal_face_detector())
         self.upsample = int(parameters.get("upsample", 1))
         self.max_side = int(parameters.get("max_side", MAX_SIDE))
         self.min_margin = float(parameters.get("min_margin", MIN_MARGIN))
@@ -73,7 +82,8 @@ class _HogFaces:
 
             size = (max(1, round(image.width * factor)), max(1, round(image.height * factor)))
             pixels = cv2.resize(pixels, size, interpolation=cv2.INTER_AREA)
-        rects, margins, _ = self._detector.run(pixels, self.upsample, self.min_margin)
+        with self._detector() as detector:
+            rects, margins, _ = detector.run(pixels, self.upsample, self.min_margin)
         if factor < 1.0:
             rects = [
                 self._dlib.rectangle(
@@ -87,6 +97,17 @@ class _HogFaces:
         found = list(zip(rects, margins, strict=True))
         found.sort(key=lambda f: -f[0].area())
         return found
+
+    @contextmanager
+    def _detector(self) -> Iterator[Any]:
+        try:
+            detector = self._pool.get_nowait()
+        except queue.Empty:  # more threads than instances (never from the batcher's own)
+            detector = self._dlib.get_frontal_face_detector()
+        try:
+            yield detector
+        finally:
+            self._pool.put(detector)
 
     def box(self, rect: Any, image: Decoded) -> Box:
         return Box.from_pixels(rect.left(), rect.top(), rect.right() + 1, rect.bottom() + 1, image)
@@ -109,7 +130,7 @@ class DlibFaceDetector(BatchedModel):
     def load(self) -> None:
         import dlib
 
-        self._faces = _HogFaces(self.config.parameters)
+        self._faces = _HogFaces(self.config.parameters, self.config.batching.instances)
         self._landmarks = dlib.shape_predictor(_file(self, LANDMARKS_68))
 
     def warm(self) -> None:
@@ -156,7 +177,7 @@ class DlibFaceRecognition(BatchedModel):
         self.threshold = float(params.get("threshold", 0.6))
         self.num_jitters = int(params.get("num_jitters", 1))
         self._dlib = dlib
-        self._faces = _HogFaces(params)
+        self._faces = _HogFaces(params, self.config.batching.instances)
         self._align = dlib.shape_predictor(_file(self, LANDMARKS_5))
         self._encoder = dlib.face_recognition_model_v1(_file(self, RESNET))
 

@@ -3,6 +3,7 @@ against dlib and OpenCV run in process. Faces come from package-shipped photos."
 
 from __future__ import annotations
 
+import asyncio
 import math
 
 import grpc
@@ -49,6 +50,26 @@ async def test_dlib_faces_and_landmarks_equal_dlib_in_process(analysis, dlib_ref
     assert len(points) == 68
     assert np.allclose(points, [(p.x / 512, p.y / 512) for p in shape.parts()], atol=1e-6)
     assert [landmark.name for landmark in faces[0].landmarks][:2] == ["chin", "left_eyebrow"]
+
+
+async def test_concurrent_detections_on_two_instances_each_equal_dlib_alone(analysis, dlib_reference) -> None:
+    """dlib-hog-face runs two instances (two images searched at once, each with a detector of its own
+    from a pool; one shared crashes the process): 24 calls at once over three photos, landmarks
+    included, each answer that of its own photo alone."""
+    photos = [samples.skimage_photo("astronaut"), samples.two_faces(), samples.other_face()]
+    wants = [
+        sorted(dlib_reference.normalized(rect, photo) for rect, _ in dlib_reference.faces(photo)) for photo in photos
+    ]
+    assert [len(want) for want in wants] == [1, 2, 1]
+    requests = [
+        pb.DetectFacesRequest(images=[samples.message(samples.encode(photo))], landmarks=True) for photo in photos
+    ]
+    order = [i % len(photos) for i in range(24)]
+    responses = await asyncio.gather(*(analysis.DetectFaces(requests[i]) for i in order))
+    for i, response in zip(order, responses, strict=True):
+        boxes = sorted(_box(face.box) for face in response.results[0].faces)  # the service orders by score
+        assert np.allclose(boxes, wants[i], atol=1e-6), i
+        assert all(sum(len(mark.points) for mark in face.landmarks) == 68 for face in response.results[0].faces)
 
 
 async def test_haar_faces_equal_opencv_in_process(analysis) -> None:
