@@ -9,7 +9,8 @@
   against transformers' ``generate`` in process at batch 1 and 8.
 - Image classification (EfficientNet-Lite0, one image per call): 32 concurrent
   ClassifyImages callers, against the runtime's ``predict`` in process at its
-  best batch size.
+  best batch size. Face detection (dlib HOG): 8 concurrent DetectFaces callers,
+  against the runtime's ``predict`` called back to back on one thread.
 
 Services run as their own processes, as in production; the load comes from this
 process, sharing the machine's cores as a co-located caller would. Results go
@@ -60,8 +61,9 @@ from tools import bench_report  # noqa: E402
 from tools.bench_training import bench_training  # noqa: E402
 from tools.suite import ROOT, Suite, free_port  # noqa: E402
 
-EMBEDDER, LLM, CLASSIFIER = "all-minilm-l6-v2", "smollm2-135m-instruct", "efficientnet-lite0"
+EMBEDDER, LLM, CLASSIFIER, FACES = "all-minilm-l6-v2", "smollm2-135m-instruct", "efficientnet-lite0", "dlib-hog-face"
 CONCURRENCY = (1, 8, 32, 64)
+FACE_CALLERS = 8
 BATCH_SIZES = (8, 16, 32, 64, 128)
 IMAGE_BATCHES = (1, 2, 4, 8, 16, 32)
 NEW_TOKENS, STREAMS = 64, (1, 8)
@@ -269,12 +271,13 @@ async def generation_load(address: str, streams: int, rounds: int, spread: bool 
 
 
 # --- vision --------------------------------------------------------------------
-def sample_image() -> bytes:
-    """A real photograph (scikit-image's), 512 px wide, as PNG."""
+def sample_image(name: str = "chelsea") -> bytes:
+    """A real photograph (scikit-image's: a cat, or the astronaut's portrait for faces), 512 px wide, as PNG."""
     from PIL import Image
     from skimage import data
 
-    image = Image.fromarray(data.chelsea()).resize((512, 341))
+    pixels = getattr(data, name)()
+    image = Image.fromarray(pixels).resize((512, 512 * pixels.shape[0] // pixels.shape[1]))
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()
@@ -296,6 +299,37 @@ def vision_in_process(model_dir: Path, image: bytes, seconds: float) -> Callable
         return {"by_batch": by_batch, "best_batch": best, "best": by_batch[best]}
 
     return measure
+
+
+def faces_in_process(model_dir: Path, image: bytes, seconds: float) -> Callable[[], dict[str, Any]]:
+    """The face detector's ``predict``, one image a call back to back on one thread, as a caller would run it."""
+    from services.vision import app
+    from services.vision.images import Limits, decode
+    from services.vision.results import FaceQuery
+
+    config = ModelConfig.from_directory(model_dir)
+    model = app.FACTORIES[config.framework](config, "cpu")
+    model.load()
+    query = FaceQuery(decode(image, "image", Limits()))
+    model.predict([query])  # warm-up
+
+    def measure() -> dict[str, Any]:
+        per_s = rate(lambda n: model.predict([query] * n), 1, seconds)
+        return {"by_batch": {1: per_s}, "best_batch": 1, "best": per_s}
+
+    return measure
+
+
+async def detect_faces_load(address: str, image: bytes, concurrency: int, seconds: float) -> dict[str, float]:
+    async with grpc.aio.insecure_channel(address, options=[("grpc.max_send_message_length", 64 << 20)]) as channel:
+        stub = vpb_grpc.ImageAnalysisServiceStub(channel)
+        request = vpb.DetectFacesRequest(images=[common_pb2.Image(content=image)])
+
+        async def call(i: int) -> int:
+            await stub.DetectFaces(request)
+            return 1
+
+        return await closed_loop(concurrency, seconds, call)
 
 
 async def classify_load(address: str, image: bytes, concurrency: int, seconds: float) -> dict[str, float]:
@@ -509,7 +543,7 @@ def bench_vision(suite: Suite, scratch: Path, seconds: float, threads: str) -> d
         "vision",
         {
             "MODEL_REPOSITORY": str(ROOT / "var" / "models" / "vision"),
-            "MODELS": CLASSIFIER,
+            "MODELS": f"{CLASSIFIER},{FACES}",
             "GALLERIES_DIR": str(scratch / "galleries"),
             "TORCH_THREADS": threads,
         },
@@ -520,8 +554,18 @@ def bench_vision(suite: Suite, scratch: Path, seconds: float, threads: str) -> d
     print(
         f"  ClassifyImages c=32: {point['per_s']:.1f} images/s (in process best {_brackets(local, 'best')})", flush=True
     )
+    portrait = sample_image("astronaut")
+    measure_faces = faces_in_process(ROOT / "var" / "models" / "vision" / FACES, portrait, seconds)
+    faces_local, faces = bracketed(
+        measure_faces, lambda: asyncio.run(detect_faces_load(vision, portrait, FACE_CALLERS, seconds))
+    )
+    print(
+        f"  DetectFaces c={FACE_CALLERS}: {faces['per_s']:.1f} images/s "
+        f"(in process, one thread {_brackets(faces_local, 'best')})",
+        flush=True,
+    )
     suite.stop_component("vision")
-    return {"in_process": local, "service": [point]}
+    return {"in_process": local, "service": [point], "faces": {"in_process": faces_local, "service": [faces]}}
 
 
 if __name__ == "__main__":

@@ -86,6 +86,14 @@ def table(results: dict[str, Any]) -> str:
                 f"p99 {point['p99_ms']:.0f} ms | {local['best']:.1f} images/s, best batch ({local['best_batch']}) | "
                 f"{point['per_s'] / local['best']:.2f} |"
             )
+        faces = vis.get("faces")
+        for point in faces["service"] if faces else ():
+            reference = faces["in_process"]["best"]
+            rows.append(
+                f"| face detection, c={point['concurrency']} | {point['per_s']:.1f} images/s, "
+                f"p99 {point['p99_ms']:.0f} ms | {reference:.1f} images/s, predict() on one thread | "
+                f"{point['per_s'] / reference:.2f} |"
+            )
     train = results.get("training")
     if train and train.get("ratio") is not None:
         rows.append(
@@ -139,6 +147,10 @@ def plot(results: dict[str, Any], path: Path) -> None:
             labels.append(f"classify\nc={point['concurrency']}\n(images/s)")
             served.append(point["per_s"])
             local_values.append(vis["in_process"]["best"])
+        for point in (vis.get("faces") or {}).get("service", ()):
+            labels.append(f"detect faces\nc={point['concurrency']}\n(images/s)")
+            served.append(point["per_s"])
+            local_values.append(vis["faces"]["in_process"]["best"])
     if labels:
         xs = range(len(labels))
         ax.bar([x - 0.2 for x in xs], served, width=0.4, label="service")
