@@ -13,10 +13,11 @@ sheds the call with RESOURCE_EXHAUSTED and RetryInfo when the server is full
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
+import os
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, cast
 
@@ -48,7 +49,14 @@ def incoming_request_id(context: Context) -> str:
     for key, value in context.invocation_metadata() or ():
         if key == REQUEST_ID_KEY and isinstance(value, str) and 0 < len(value) <= 128:
             return value
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()  # a uuid4's randomness without building a UUID on every call
+
+
+@functools.cache
+def _method_metrics(method: str, code: grpc.StatusCode) -> tuple[Any, Any]:
+    """The call counter and latency histogram of one method (and code), looked up once: labels() takes
+    a lock and builds its key on every call. Methods are the servers' own (unknown ones never get here)."""
+    return metrics.RPC_TOTAL.labels(method, code.name), metrics.RPC_LATENCY.labels(method)
 
 
 class _Call:
@@ -106,9 +114,11 @@ class _Call:
             self.admission.leave()
         elapsed = time.perf_counter() - self.start
         metrics.RPC_IN_FLIGHT.dec()
-        metrics.RPC_TOTAL.labels(self.method, self.code.name).inc()
-        metrics.RPC_LATENCY.labels(self.method).observe(elapsed)
-        log.info("%s %s %.2fms peer=%s", self.method, self.code.name, elapsed * 1e3, self.context.peer())
+        total, latency = _method_metrics(self.method, self.code)
+        total.inc()
+        latency.observe(elapsed)
+        if log.isEnabledFor(logging.INFO):  # peer() is a call into grpc: not made for a line nobody writes
+            log.info("%s %s %.2fms peer=%s", self.method, self.code.name, elapsed * 1e3, self.context.peer())
         if self.span is not None:  # after the access line, which carries its trace id
             self.span.end(self.code, self.rid)
         request_id.reset(self.token)
